@@ -1,0 +1,155 @@
+"""The `PostHogCredentials` block."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Literal
+from urllib.parse import urlsplit
+
+from prefect.blocks.abstract import CredentialsBlock
+from pydantic import Field, SecretStr, field_validator
+
+from prefect_posthog.client import PostHogClient, RetryPolicy, parse_rates
+
+POSTHOG_US = "https://us.posthog.com"
+POSTHOG_EU = "https://eu.posthog.com"
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost" or hostname.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+class PostHogCredentials(CredentialsBlock):
+    """Credentials for PostHog's management API: host, personal API key and project.
+
+    The personal API key needs the scopes of the tasks you run (e.g. ``group:write`` for
+    group property updates, ``project:write`` for secret key rotation,
+    ``sharing_configuration:write`` for sharing). `get_client` returns a typed
+    `PostHogClient` that also works outside Prefect.
+
+    Examples:
+        Load stored credentials and list groups:
+        ```python
+        from prefect_posthog import PostHogCredentials
+
+        posthog_credentials = PostHogCredentials.load("BLOCK_NAME")
+        with posthog_credentials.get_client() as posthog:
+            print(posthog.list_groups(group_type_index=0).results)
+        ```
+    """
+
+    _block_type_name = "PostHog Credentials"
+    _block_type_slug = "posthog-credentials"
+    _logo_url = "https://posthog.com/brand/posthog-logomark.png"
+    _documentation_url = "https://github.com/prefect-posthog/prefect-posthog#readme"
+
+    host: str = Field(
+        default=POSTHOG_US,
+        description=(
+            "PostHog base URL: https://us.posthog.com (US Cloud), https://eu.posthog.com "
+            "(EU Cloud) or your self-hosted URL; https is required except on loopback."
+        ),
+    )
+    personal_api_key: SecretStr = Field(
+        description="Personal API key (phx_...) with the scopes the tasks need.",
+        title="Personal API key",
+    )
+    project_id: int | Literal["@current"] = Field(
+        default="@current",
+        description=(
+            "Project id (Project settings > Project ID), or @current for the key owner's "
+            "current project; an explicit id is safer for scheduled runs."
+        ),
+    )
+    path_style: Literal["projects", "environments"] = Field(
+        default="projects",
+        description="URL prefix: projects (canonical) or environments (legacy alias).",
+    )
+    timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Read and write timeout of one request, in seconds."
+    )
+    rate_limit: str = Field(
+        default="480/min,4800/h",
+        description=(
+            "Client-side budget of this key, as PostHog enforces it (e.g. 480/min,4800/h); "
+            "empty to disable for self-hosted servers without rate limits."
+        ),
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, le=20,
+        description="Attempts per request for transport errors, 408, 429 and 5xx.",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"host {value!r} is not a URL; use e.g. {POSTHOG_US} or {POSTHOG_EU}"
+            )
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError(
+                "host must use https (plain http is only allowed for loopback addresses); "
+                f"use https://{parts.netloc}"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("host must not contain a query string or fragment")
+        return value
+
+    @field_validator("personal_api_key")
+    @classmethod
+    def _check_key(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("personal_api_key is empty; create one in PostHog under "
+                             "Settings > Personal API keys")
+        return value
+
+    @field_validator("project_id", mode="before")
+    @classmethod
+    def _check_project(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ValueError("project_id must be a positive integer or '@current'")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        parse_rates(value)  # raises ValueError naming the bad part
+        return value.strip()
+
+    def get_client(
+        self,
+        project_id: int | str | None = None,
+        *,
+        before_request: Callable[[], None] | None = None,
+    ) -> PostHogClient:
+        """Return a typed client for these credentials.
+
+        Args:
+            project_id: Override the block's project for this client.
+            before_request: Called before every request (e.g. a Prefect global
+                concurrency limit's rate_limit).
+
+        Returns:
+            A `PostHogClient`; use it as a context manager to close its connections.
+        """
+        return PostHogClient(
+            self.host,
+            self.personal_api_key,
+            project_id if project_id is not None else self.project_id,
+            path_style=self.path_style,
+            timeout=self.timeout_seconds,
+            rate_limits=parse_rates(self.rate_limit),
+            retry=RetryPolicy(max_attempts=self.max_attempts),
+            before_request=before_request,
+        )

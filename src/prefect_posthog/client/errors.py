@@ -1,0 +1,230 @@
+"""Typed errors built from PostHog's error bodies.
+
+Messages are assembled only from the HTTP status, PostHog's `type`/`code`/`detail`/`attr`
+fields and the request path. They never contain the personal API key, request headers,
+request bodies or query strings, because Prefect stores exception text in state messages,
+logs and (for failed runs) pickled results.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
+
+
+class PostHogError(Exception):
+    """Base class of every error raised by prefect-posthog."""
+
+
+class InvalidInputError(PostHogError, ValueError):
+    """Input rejected before any request was sent.
+
+    Attributes:
+        field: The name of the offending argument or field.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_input_error, (self.field, str(self)))
+
+
+def _rebuild_input_error(field: str, text: str) -> InvalidInputError:
+    err = InvalidInputError.__new__(InvalidInputError)
+    err.field = field
+    Exception.__init__(err, text)
+    return err
+
+
+class PostHogTransportError(PostHogError):
+    """The request could not be completed at the transport level (connect, read, reset)."""
+
+
+class OutcomeUnknownError(PostHogError):
+    """A non-idempotent call may or may not have been applied.
+
+    Raised instead of blindly repeating a create, roll, refresh or password creation whose
+    response was lost (transport error after sending, 408 or 5xx). Callers reconcile by
+    reading the server state; the flows in this package do so.
+
+    Attributes:
+        operation: The client method name, e.g. ``roll_project_secret_api_key``.
+    """
+
+    def __init__(self, operation: str, reason: str) -> None:
+        self.operation = operation
+        self.reason = reason
+        super().__init__(
+            f"{operation}: outcome unknown ({reason}); the change may have been applied. "
+            "Read the current state before repeating it."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (OutcomeUnknownError, (self.operation, self.reason))
+
+
+class PostHogAPIError(PostHogError):
+    """PostHog answered with an error status.
+
+    Attributes:
+        status_code: The HTTP status.
+        type: PostHog's error ``type`` (``validation_error``, ``authentication_error``...).
+        code: PostHog's error ``code``.
+        detail: PostHog's human readable ``detail`` (or the ad-hoc ``error`` text).
+        attr: The field the error is about, when PostHog names one.
+        method: The HTTP method of the request.
+        path: The request path (no query string).
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        *,
+        method: str = "",
+        path: str = "",
+        type: str | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+        attr: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.method = method
+        self.path = path
+        self.type = type
+        self.code = code
+        self.detail = detail
+        self.attr = attr
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f" on {self.method} {self.path}" if self.path else ""
+        kind = "/".join(x for x in (self.type, self.code) if x)
+        text = f"PostHog returned {self.status_code}{f' {kind}' if kind else ''}{where}"
+        if self.detail:
+            text += f": {self.detail}"
+        if self.attr:
+            text += f" (field: {self.attr})"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {
+            "method": self.method,
+            "path": self.path,
+            "type": self.type,
+            "code": self.code,
+            "detail": self.detail,
+            "attr": self.attr,
+        }
+        return (_rebuild_api_error, (type(self), self.status_code, kwargs))
+
+
+def _rebuild_api_error(cls: type[PostHogAPIError], status: int, kwargs: dict) -> PostHogAPIError:
+    return cls(status, **kwargs)
+
+
+class AuthenticationError(PostHogAPIError):
+    """401: the personal API key is missing, invalid or revoked."""
+
+
+class PermissionDeniedError(PostHogAPIError):
+    """403: the key lacks a scope, project access or the needed role.
+
+    Attributes:
+        missing_scope: The scope PostHog says is missing, when that is the reason.
+    """
+
+    @property
+    def missing_scope(self) -> str | None:
+        match = _MISSING_SCOPE.search(self.detail or "")
+        return match.group(1) if match else None
+
+
+class FeatureNotAvailableError(PermissionDeniedError):
+    """403 with PostHog's ad-hoc ``{"error": ...}`` body: the organization's plan lacks a
+    feature, typically Advanced Permissions for password-protected sharing."""
+
+
+class NotFoundError(PostHogAPIError):
+    """404: the project, group, insight, dashboard, key or password does not exist."""
+
+
+class ValidationError(PostHogAPIError):
+    """400: PostHog rejected the input; ``attr`` names the first offending field."""
+
+
+class PreconditionFailedError(ValidationError):
+    """400 with an ad-hoc ``{"error": ...}`` body, e.g. password protection not enabled."""
+
+
+class RateLimitedError(PostHogAPIError):
+    """429 that outlived the client's retries.
+
+    Attributes:
+        retry_after: Seconds PostHog asked to wait, if it said.
+    """
+
+    retry_after: float | None = None
+
+
+class ServerError(PostHogAPIError):
+    """5xx (or 408) that outlived the client's retries."""
+
+
+class CaptureFailedError(ServerError):
+    """PostHog stored a group property change but failed to emit its event.
+
+    PostHog writes the property first, then reports the event capture failure with the
+    capture service's status (often 502). The state change has been applied.
+    """
+
+
+def error_from_response(
+    status_code: int, body: Any, *, method: str, path: str, retry_after: float | None = None
+) -> PostHogAPIError:
+    """Build the typed error for an error response.
+
+    Args:
+        status_code: HTTP status.
+        body: Parsed JSON body (dict, list, str or None).
+        method: HTTP method.
+        path: Request path without the query string.
+        retry_after: Parsed ``Retry-After`` seconds, for 429s.
+
+    Returns:
+        The most specific `PostHogAPIError` subclass for the response.
+    """
+    fields: dict[str, Any] = {"method": method, "path": path}
+    adhoc = False
+    if isinstance(body, dict):
+        if "error" in body and "type" not in body:
+            adhoc = True
+            fields["detail"] = str(body["error"])
+        else:
+            for name in ("type", "code", "detail", "attr"):
+                value = body.get(name)
+                fields[name] = None if value is None else str(value)
+    elif isinstance(body, str) and body.strip():
+        fields["detail"] = body.strip()[:300]
+
+    if fields.get("type") == "capture_http_error" or fields.get("type") == "capture_error":
+        return CaptureFailedError(status_code, **fields)
+    if status_code == 401:
+        return AuthenticationError(status_code, **fields)
+    if status_code == 403:
+        cls = FeatureNotAvailableError if adhoc else PermissionDeniedError
+        return cls(status_code, **fields)
+    if status_code == 404:
+        return NotFoundError(status_code, **fields)
+    if status_code == 429:
+        err = RateLimitedError(status_code, **fields)
+        err.retry_after = retry_after
+        return err
+    if status_code == 408 or status_code >= 500:
+        return ServerError(status_code, **fields)
+    if adhoc:
+        return PreconditionFailedError(status_code, **fields)
+    return ValidationError(status_code, **fields)

@@ -1,0 +1,137 @@
+"""Seeding the emulator: the admin ``/_emulator/seed`` body and the demo data set."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime
+from typing import Any
+
+from prefect_posthog.emulator.state import ApiError, PostHogState, hash_password
+
+
+def _ts(spec: dict, now: float, field: str) -> float | None:
+    value = spec.get(field)
+    if value is None:
+        days = spec.get(f"{field.removesuffix('_at')}_days_ago")
+        return None if days is None else now - float(days) * 86400
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _bad(detail: str) -> ApiError:
+    return ApiError(400, {"type": "validation_error", "code": "invalid_input",
+                          "detail": detail, "attr": None})
+
+
+def apply_seed(state: PostHogState, spec: dict[str, Any]) -> dict[str, Any]:
+    """Add the objects described by ``spec``; return ids and generated secrets.
+
+    Keys of ``spec`` (all optional): ``organizations``, ``projects``, ``users``,
+    ``personal_api_keys``, ``group_types``, ``groups``, ``insights``, ``dashboards``,
+    ``sharing``, ``project_secret_api_keys``, ``feature_flags``, ``related``.
+    """
+    data = state.data
+    now = state.now()
+    out: dict[str, Any] = {"project_secret_api_keys": [], "share_passwords": []}
+    for org in spec.get("organizations", []):
+        entry = data["organizations"].setdefault(org["id"], {"id": org["id"], "members": {}})
+        entry["name"] = org.get("name", org["id"])
+        for flag in ("advanced_permissions", "public_sharing_allowed"):
+            if flag in org:
+                entry[flag] = bool(org[flag])
+        entry["members"].update({str(k): v for k, v in org.get("members", {}).items()})
+    for project in spec.get("projects", []):
+        if project.get("organization", "org-1") not in data["organizations"]:
+            raise _bad(f"unknown organization {project.get('organization')!r}")
+        data["projects"][str(project["id"])] = {
+            "id": int(project["id"]), "organization": project.get("organization", "org-1"),
+            "name": project.get("name", f"Project {project['id']}"),
+            "api_token": project.get("api_token", f"phc_project_{project['id']}")}
+        data["group_types"].setdefault(str(project["id"]), {})
+        data["feature_flags"].setdefault(str(project["id"]), [])
+    for user in spec.get("users", []):
+        uid = int(user.get("id") or state.next_id("user"))
+        data["users"][str(uid)] = {
+            "id": uid, "uuid": str(uuid.uuid4()), "distinct_id": f"user-{uid}",
+            "first_name": user.get("first_name", f"User {uid}"), "last_name": "",
+            "email": user.get("email", f"user{uid}@example.com"),
+            "current_team": int(user.get("current_team", 1))}
+        org = data["organizations"][user.get("organization", "org-1")]
+        org["members"][str(uid)] = user.get("org_level", "member")
+    for key in spec.get("personal_api_keys", []):
+        state.add_personal_api_key(key["value"], key.get("scopes") or ["*"],
+                                   user_id=int(key.get("user", 1)),
+                                   scoped_teams=key.get("scoped_teams"),
+                                   label=key.get("label", "seeded"))
+    for gt in spec.get("group_types", []):
+        data["group_types"].setdefault(str(gt.get("project", 1)), {})[
+            str(gt["group_type_index"])] = gt.get("name", f"type_{gt['group_type_index']}")
+    for i, group in enumerate(spec.get("groups", [])):
+        created = _ts(group, now, "created_at") or now - (len(spec["groups"]) - i) * 1e-3
+        team = int(group.get("project", 1))
+        state._new_group(team, int(group["group_type_index"]), str(group["group_key"]),
+                         dict(group.get("group_properties") or {}), created)
+    for kind in ("insights", "dashboards"):
+        for item in spec.get(kind, []):
+            data[kind].setdefault(str(item.get("project", 1)), {})[str(item["id"])] = {
+                "id": int(item["id"]), "name": item.get("name", f"{kind[:-1]} {item['id']}")}
+    segment = {"insight": "insights", "dashboard": "dashboards",
+               "session_recording": "session_recordings"}
+    for share in spec.get("sharing", []):
+        resource = f"{share.get('project', 1)}:{segment[share['resource']]}:{share['id']}"
+        config = state._active_config(resource) or state._new_config(resource, now)
+        config["enabled"] = bool(share.get("enabled", True))
+        config["password_required"] = bool(share.get("password_required", False))
+        for raw in share.get("passwords", []):
+            row = {"id": state.next_id("password"), "config": config["id"],
+                   "hash": hash_password(raw), "note": share.get("note", "seeded"),
+                   "created_by_email": "owner@example.com", "created_at": now,
+                   "is_active": True}
+            data["share_passwords"][str(row["id"])] = row
+            out["share_passwords"].append({"resource": resource, "id": row["id"]})
+    for item in spec.get("project_secret_api_keys", []):
+        key, value = state.new_key(int(item.get("project", 1)), item["label"],
+                                   list(item.get("scopes") or ["feature_flag:read"]),
+                                   int(item.get("user", 1)), _ts(item, now, "created_at") or now,
+                                   value=item.get("value"))
+        key["last_rolled_at"] = _ts(item, now, "last_rolled_at")
+        out["project_secret_api_keys"].append({"id": key["id"], "label": key["label"],
+                                               "value": value})
+    for flag in spec.get("feature_flags", []):
+        flags = data["feature_flags"].setdefault(str(flag.get("project", 1)), [])
+        flags.append({"id": len(flags) + 1, "key": flag["key"],
+                      "active": bool(flag.get("active", True)), "filters": {}})
+    for rel in spec.get("related", []):
+        src = rel["from"]
+        source = (f"{rel.get('project', 1)}:person:{src['person']}" if "person" in src else
+                  f"{rel.get('project', 1)}:{src['group_type_index']}:{src['group_key']}")
+        data["related"].setdefault(source, []).extend(rel["to"])
+    return out
+
+
+INDUSTRIES = ("software", "retail", "finance", "health", "education", "media", "logistics")
+PLANS = ("free", "startup", "growth", "enterprise")
+
+
+def demo_spec(groups: int = 3000, seed: int = 7) -> dict[str, Any]:
+    """The demo data set: companies, insights, dashboards, keys and flags."""
+    rng = random.Random(seed)
+    return {
+        "groups": [
+            {"group_type_index": 0, "group_key": f"company-{i:05d}",
+             "group_properties": {"name": f"Company {i}", "industry": rng.choice(INDUSTRIES),
+                                  "plan": rng.choice(PLANS), "seats": rng.randint(1, 500)}}
+            for i in range(groups)
+        ],
+        "insights": [{"id": i, "name": f"Weekly active users {i}"} for i in range(1, 6)],
+        "dashboards": [{"id": i, "name": f"Board {i}"} for i in range(1, 4)],
+        "sharing": [{"resource": "insight", "id": 1, "enabled": True,
+                     "password_required": True, "passwords": ["demo-old-password"]}],
+        "project_secret_api_keys": [
+            {"label": "flags-backend", "scopes": ["feature_flag:read"], "created_days_ago": 120},
+            {"label": "flags-edge", "scopes": ["feature_flag:read"], "created_days_ago": 10},
+        ],
+        "feature_flags": [{"key": "new-onboarding"}, {"key": "beta-dashboard", "active": False}],
+    }
