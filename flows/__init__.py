@@ -1,1 +1,31 @@
-"""x."""
+"""The three jobs as Prefect flows, runnable on a schedule, from the UI or as subflows."""
+
+from prefect_posthog.flows.bulk_update import bulk_update_group_properties
+from prefect_posthog.flows.models import (
+    BulkUpdateReport,
+    GroupPropertyUpdate,
+    ItemOutcome,
+    KeyRotationOutcome,
+    KeySelector,
+    PasswordResetOutcome,
+    PasswordResetReport,
+    RotationReport,
+    SharingTarget,
+)
+from prefect_posthog.flows.reset_passwords import reset_sharing_passwords
+from prefect_posthog.flows.rotate_keys import rotate_project_secret_api_keys
+
+__all__ = [
+    "BulkUpdateReport",
+    "GroupPropertyUpdate",
+    "ItemOutcome",
+    "KeyRotationOutcome",
+    "KeySelector",
+    "PasswordResetOutcome",
+    "PasswordResetReport",
+    "RotationReport",
+    "SharingTarget",
+    "bulk_update_group_properties",
+    "reset_sharing_passwords",
+    "rotate_project_secret_api_keys",
+]

@@ -1,0 +1,420 @@
+"""Bulk group property update: read the input, plan against PostHog, write only what differs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
+from pathlib import Path
+from typing import Annotated, Any
+
+from prefect import flow, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from prefect_posthog.blocks import PostHogCredentials
+from prefect_posthog.client import (
+    Group,
+    InvalidInputError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PostHogClient,
+    PostHogError,
+)
+from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
+from prefect_posthog.flows.reporting import publish_report
+
+
+class Row(BaseModel):
+    """One input row with its 1-based position."""
+
+    row: int
+    update: GroupPropertyUpdate
+
+
+class PageKnowledge(BaseModel):
+    """What the plan learnt about the size of each group type (pages of 100)."""
+
+    exact: dict[int, int] = Field(default_factory=dict)
+    at_least: dict[int, int] = Field(default_factory=dict)
+
+
+class BatchResult(BaseModel):
+    """Outcomes of one batch plus the calls it cost."""
+
+    outcomes: list[ItemOutcome]
+    reads: int
+    writes: int
+    pages: PageKnowledge
+
+
+# -- input ---------------------------------------------------------------------------------------
+
+def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(newline="") as handle:
+        for record in csv.DictReader(handle):
+            sets = {k: v for k, v in record.items()
+                    if k not in ("group_type_index", "group_key", "$unset") and v not in ("", None)}
+            unset = [n for n in (record.get("$unset") or "").split(";") if n]
+            yield {"group_type_index": record.get("group_type_index"),
+                   "group_key": record.get("group_key"), "set": sets, "unset": unset}
+
+
+def _raw_rows(path: Path) -> Iterator[Any]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from _csv_rows(path)
+    elif suffix in (".jsonl", ".ndjson"):
+        with path.open() as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+    elif suffix == ".json":
+        with path.open() as handle:
+            yield from json.load(handle)
+    else:
+        raise InvalidInputError("source_path", f"{path.name}: use a .csv, .json or .jsonl file")
+
+
+def _parse(raw: Any, row: int) -> Row:
+    try:
+        return Row(row=row, update=GroupPropertyUpdate.model_validate(raw))
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "row"
+        raise InvalidInputError(f"row {row}: {where}", first["msg"]) from None
+
+
+def read_rows(updates: Iterable[Any] | None, source_path: str | None) -> Iterator[Row]:
+    """Stream the input rows, validated, from the parameter or from a file."""
+    if (updates is None) == (source_path is None):
+        raise InvalidInputError("updates", "give exactly one of updates or source_path")
+    if source_path is not None:
+        path = Path(source_path)
+        if not path.is_file():
+            raise InvalidInputError("source_path", f"{source_path} is not a readable file")
+        source: Iterable[Any] = _raw_rows(path)
+    else:
+        source = updates or []
+    for index, raw in enumerate(source, start=1):
+        yield _parse(raw, index)
+
+
+def validate_input(updates: list[Any] | None, source_path: str | None) -> int:
+    """Check every row before anything is written; return the row count.
+
+    Raises:
+        InvalidInputError: Naming the row and the field of the first bad row.
+    """
+    count = 0
+    try:
+        for count, _ in enumerate(read_rows(updates, source_path), start=1):
+            pass
+    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInputError("source_path", f"cannot parse after row {count}: "
+                                f"{type(exc).__name__}") from None
+    return count
+
+
+def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# -- planning and applying one batch ------------------------------------------------------------
+
+def _same(current: dict[str, Any], key: str, value: Any) -> bool:
+    # 1 == True in Python, but PostHog stores JSON: compare with types.
+    return key in current and json.dumps(current[key], sort_keys=True) == json.dumps(
+        value, sort_keys=True)
+
+
+class _Planner:
+    """Reads the current state of a batch's groups with the fewest calls."""
+
+    def __init__(self, posthog: PostHogClient, pages: PageKnowledge) -> None:
+        self.posthog = posthog
+        self.pages = pages
+        self.reads = 0
+
+    def current(self, gti: int, keys: set[str]) -> dict[str, dict[str, Any]]:
+        """Current properties of the wanted groups of one type (absent ones missing).
+
+        Listing costs one call per 100 groups of the type; find costs one per group. The
+        type's size is unknown until listed once, so listing is tried with a budget of half
+        the wanted groups, then find covers what listing did not reach (at most 1.5x the
+        cheaper strategy, and exact once the size is known).
+        """
+        found: dict[str, dict[str, Any]] = {}
+        exact = self.pages.exact.get(gti)
+        budget = len(keys) // 2
+        if exact is not None:
+            budget = exact if exact <= len(keys) else 0
+        elif budget <= self.pages.at_least.get(gti, 0):
+            budget = 0
+        if budget > 0:
+            cursor, pages = None, 0
+            while pages < budget:
+                page = self.posthog.list_groups(gti, cursor=cursor)
+                self.reads += 1
+                pages += 1
+                for group in page.results:
+                    if group.group_key in keys:
+                        found[group.group_key] = group.group_properties
+                cursor = _cursor(page.next)
+                if not cursor:
+                    self.pages.exact[gti] = pages
+                    return found
+            self.pages.at_least[gti] = max(pages, self.pages.at_least.get(gti, 0))
+        for key in keys - found.keys():
+            self.reads += 1
+            try:
+                found[key] = self.posthog.find_group(gti, key).group_properties
+            except NotFoundError:
+                pass
+        return found
+
+
+def _cursor(url: str | None) -> str | None:
+    from urllib.parse import parse_qs, urlsplit
+
+    if not url:
+        return None
+    return (parse_qs(urlsplit(url).query).get("cursor") or [None])[0]
+
+
+def _apply_one(posthog: PostHogClient, row: Row, current: dict[str, Any] | None,
+               dry_run: bool, create_missing: bool) -> tuple[ItemOutcome, dict[str, Any] | None,
+                                                          int]:
+    """Write one row's differences; return the outcome, the new state and the writes made."""
+    u = row.update
+    base = {"row": row.row, "group_type_index": u.group_type_index, "group_key": u.group_key}
+    if current is None and not create_missing:
+        return ItemOutcome(**base, status="skipped",
+                           reason="group does not exist (create_missing is off)"), None, 0
+    state = dict(current or {})
+    to_set = {k: v for k, v in u.set.items() if not _same(state, k, v)}
+    to_unset = [k for k in u.unset if k in state]
+    changes = [f"+{k}" for k in to_set] + [f"-{k}" for k in to_unset]
+    if current is None:
+        changes = ["+group", *changes]
+    if not changes:
+        return ItemOutcome(**base, status="unchanged"), state, 0
+    if dry_run:
+        return ItemOutcome(**base, status="planned", changes=changes), state, 0
+    done: list[str] = []
+    writes = 0
+    try:
+        if current is None:
+            writes += 1
+            try:
+                group: Group = posthog.create_group(u.group_type_index, u.group_key, to_set)
+                to_set = {}  # created with its properties
+            except OutcomeUnknownError:
+                # The create may have happened: read it back and write only what differs.
+                group = posthog.find_group(u.group_type_index, u.group_key)
+                to_set = {k: v for k, v in to_set.items()
+                          if not _same(group.group_properties, k, v)}
+            state = dict(group.group_properties)
+            done += ["+group"] + [f"+{k}" for k in u.set if k not in to_set]
+        for key, value in to_set.items():
+            writes += 1
+            state = posthog.update_group_property(u.group_type_index, u.group_key, key,
+                                                  value).group_properties
+            done.append(f"+{key}")
+        for key in to_unset:
+            writes += 1
+            state = posthog.delete_group_property(u.group_type_index, u.group_key,
+                                                  key).group_properties
+            done.append(f"-{key}")
+    except PostHogError as exc:
+        applied = f"applied {', '.join(done)}; " if done else ""
+        return ItemOutcome(**base, status="failed", changes=done,
+                           reason=f"{applied}{exc}"), None, writes
+    return ItemOutcome(**base, status="applied", changes=done), state, writes
+
+
+@task(name="Plan and apply group property batch", cache_policy=NO_CACHE, retries=0,
+      task_run_name="apply-batch-from-row-{first_row}")
+def apply_group_property_batch(
+    credentials: PostHogCredentials,
+    rows: list[Row],
+    first_row: int,
+    pages: PageKnowledge,
+    dry_run: bool = False,
+    create_missing: bool = False,
+    max_concurrency: int = 4,
+    concurrency_limit_name: str | None = None,
+    project_id: int | str | None = None,
+) -> BatchResult:
+    """Plan and apply one batch: read current state, diff, write only changed properties.
+
+    Groups are written in parallel (``max_concurrency`` threads) and each group's rows in
+    input order; the client's rate limiter keeps the key under its budget. A failure of one
+    item never stops the others. Not retried as a task: every item reports its own outcome,
+    and a re-run skips what was already applied.
+    """
+    before = None
+    if concurrency_limit_name:
+        from prefect.concurrency.sync import rate_limit
+
+        def before() -> None:
+            rate_limit(concurrency_limit_name, occupy=1, strict=True)
+
+    with credentials.get_client(project_id, before_request=before) as posthog:
+        planner = _Planner(posthog, pages.model_copy(deep=True))
+        by_group: dict[tuple[int, str], list[Row]] = {}
+        for row in rows:
+            by_group.setdefault((row.update.group_type_index, row.update.group_key), []).append(row)
+        state: dict[tuple[int, str], dict[str, Any] | None] = {}
+        for gti in sorted({g for g, _ in by_group}):
+            keys = {k for g, k in by_group if g == gti}
+            found = planner.current(gti, keys)
+            for key in keys:
+                state[(gti, key)] = found.get(key)
+
+        def run_group(group: tuple[int, str]) -> tuple[list[ItemOutcome], int]:
+            outcomes, writes, current = [], 0, state[group]
+            for row in by_group[group]:
+                outcome, current, n = _apply_one(posthog, row, current, dry_run, create_missing)
+                outcomes.append(outcome)
+                writes += n
+                if outcome.status == "failed":
+                    # Unknown state after a failure: re-read before the next row of this group.
+                    try:
+                        current = posthog.find_group(*group).group_properties
+                    except PostHogError:
+                        current = None
+            return outcomes, writes
+
+        with ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
+            # copy_context keeps Prefect's run context (and its logger) in the worker threads.
+            futures = [pool.submit(copy_context().run, run_group, g) for g in by_group]
+            results = [f.result() for f in futures]
+    outcomes = sorted((o for res, _ in results for o in res), key=lambda o: o.row)
+    return BatchResult(outcomes=outcomes, reads=planner.reads,
+                       writes=sum(w for _, w in results), pages=planner.pages)
+
+
+# -- the flow --------------------------------------------------------------------------------------
+
+@flow(name="posthog-bulk-update-group-properties", persist_result=False,
+      task_runner=ThreadPoolTaskRunner(max_workers=2))
+def bulk_update_group_properties(
+    credentials: PostHogCredentials,
+    updates: list[GroupPropertyUpdate] | None = None,
+    source_path: str | None = None,
+    dry_run: bool = False,
+    create_missing: bool = False,
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1000,
+    max_concurrency: Annotated[int, Field(ge=1, le=32)] = 4,
+    concurrency_limit_name: str | None = None,
+    project_id: int | None = None,
+    report_path: str | None = None,
+    max_report_items: Annotated[int, Field(ge=0)] = 5000,
+) -> BulkUpdateReport:
+    """Bring many groups' properties to the desired values, writing only what differs.
+
+    The input is validated completely before anything is written. Then, batch by batch (one
+    Prefect task per batch, never one per item), the current state is read with the fewest
+    calls (pages of 100 where cheaper than one read per group), compared, and only changed
+    properties are written — one call each. Every item ends ``applied``, ``unchanged``,
+    ``skipped`` (the group does not exist) or ``failed`` with a reason; failures do not stop
+    the rest, and the flow fails at the end, after publishing its report, if any item failed.
+    Re-running the same input writes nothing for items already applied.
+
+    Args:
+        credentials: PostHog credentials block (needs ``group:read`` and ``group:write``).
+        updates: The desired changes; for large inputs use ``source_path`` instead.
+        source_path: A .csv, .json or .jsonl file of changes, streamed. CSV columns:
+            ``group_type_index``, ``group_key``, one column per property to set (empty
+            cells are left alone) and ``$unset`` (names separated by ``;``).
+        dry_run: Plan and report without writing.
+        create_missing: Create groups that do not exist (else they are skipped).
+        batch_size: Rows per Prefect task.
+        max_concurrency: Parallel writes within a batch.
+        concurrency_limit_name: A Prefect global concurrency limit (with slot decay) that
+            every request takes a slot from, to share one key's budget across flows and
+            workers. It must exist.
+        project_id: Override the block's project.
+        report_path: Also write every item's outcome to this JSONL file.
+        max_report_items: Most item outcomes kept in the returned report and artifact.
+
+    Returns:
+        The report (also published as the artifacts ``posthog-bulk-update`` and
+        ``posthog-bulk-update-summary``).
+
+    Example:
+        ```python
+        from prefect import flow
+        from prefect_posthog import PostHogCredentials
+        from prefect_posthog.flows import GroupPropertyUpdate, bulk_update_group_properties
+
+        @flow
+        def sync_plans():
+            report = bulk_update_group_properties(
+                PostHogCredentials.load("my-posthog"),
+                updates=[GroupPropertyUpdate(group_type_index=0, group_key="acme",
+                                             set={"plan": "enterprise"}, unset=["trial"])],
+            )
+            return report.applied
+        ```
+    """
+    logger = get_run_logger()
+    total = validate_input(updates, source_path)
+    logger.info("Validated %d rows%s", total, " (dry run)" if dry_run else "")
+    report = BulkUpdateReport(dry_run=dry_run, report_path=report_path)
+    progress = create_progress_artifact(0.0, key="posthog-bulk-update-progress",
+                                        description="Bulk group property update")
+    pages = PageKnowledge()
+    sink = Path(report_path).open("w") if report_path else None
+    try:
+        done = 0
+        for batch in chunks(read_rows(updates, source_path), batch_size):
+            result = apply_group_property_batch(
+                credentials, batch, batch[0].row, pages, dry_run=dry_run,
+                create_missing=create_missing, max_concurrency=max_concurrency,
+                concurrency_limit_name=concurrency_limit_name, project_id=project_id)
+            pages = result.pages
+            report.reads += result.reads
+            report.writes += result.writes
+            for outcome in result.outcomes:
+                report.count(outcome)
+                if sink:
+                    sink.write(outcome.model_dump_json() + "\n")
+                if outcome.status != "unchanged":
+                    if len(report.items) < max_report_items:
+                        report.items.append(outcome)
+                    else:
+                        report.items_truncated = True
+            done += len(batch)
+            update_progress_artifact(progress, 100.0 * done / max(total, 1),
+                                     description=f"{done} of {total} rows")
+    finally:
+        if sink:
+            sink.close()
+    summary = {"rows": report.total, "applied": report.applied, "unchanged": report.unchanged,
+               "skipped": report.skipped, "failed": report.failed, "planned": report.planned,
+               "read calls": report.reads, "write calls": report.writes}
+    note = ("Only the first items are listed; every outcome is in " + str(report_path)
+            if report.items_truncated else "Unchanged items are counted, not listed.")
+    publish_report("posthog-bulk-update", "PostHog bulk group property update"
+                   + (" (dry run)" if dry_run else ""), summary,
+                   [o.model_dump(mode="json") for o in report.items], note)
+    logger.info("Bulk update: %s", ", ".join(f"{k} {v}" for k, v in summary.items()))
+    if report.failed:
+        raise RuntimeError(f"{report.failed} of {report.total} items failed; see the "
+                           "posthog-bulk-update artifact for each reason")
+    return report

@@ -1,0 +1,51 @@
+"""Artifacts and notifications shared by the flows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.blocks.abstract import NotificationBlock
+from prefect.logging import get_run_logger
+
+# Prefect Cloud rejects request bodies over 5 MiB: keep a table well under it.
+MAX_TABLE_ROWS = 5000
+
+
+def publish_report(key: str, title: str, summary: dict[str, Any],
+                   rows: Sequence[dict[str, Any]], note: str = "") -> None:
+    """A markdown summary plus a table of per-item outcomes, both keyed for the Artifacts page.
+
+    Rows must never hold a secret; callers pass outcome models, which have no secret field.
+    """
+    lines = [f"# {title}", "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in summary.items()]
+    if note:
+        lines += ["", note]
+    create_markdown_artifact("\n".join(lines), key=f"{key}-summary", description=title)
+    table = list(rows[:MAX_TABLE_ROWS])
+    if table:
+        create_table_artifact(table, key=key, description=f"{title}: per-item outcomes"
+                              + (" (first 5000)" if len(rows) > MAX_TABLE_ROWS else ""))
+
+
+def notify(block: NotificationBlock | None, subject: str, body: str) -> str | None:
+    """Send through any Prefect notification block; return the failure text, if any.
+
+    Apprise-based blocks swallow delivery failures unless asked to raise, so the call runs
+    under ``raise_on_failure``.
+    """
+    if block is None:
+        return None
+    try:
+        with block.raise_on_failure():
+            block.notify(body, subject=subject)
+    except Exception as exc:  # delivery failures of any block type are reported, not raised
+        # The exception text can hold the webhook URL, itself a credential: keep only the
+        # error type and status.
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        reason = type(exc).__name__ + (f" (HTTP {status})" if status else "")
+        get_run_logger().error("Notification failed: %s", reason)
+        return reason
+    return None
