@@ -131,7 +131,7 @@ class RotationReport(BaseModel):
     """Outcome of a key rotation run."""
 
     dry_run: bool
-    keys: list[KeyRotationOutcome] = Field(default_factory=list)
+    outcomes: list[KeyRotationOutcome] = Field(default_factory=list)
     notified: bool = False
     notification_error: str | None = None
 

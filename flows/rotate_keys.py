@@ -196,13 +196,13 @@ def rotate_project_secret_api_keys(
         target = (block_name(secret_block_name_template, label=key.label, id=key.id)
                   if secret_block_name_template and store is None else None)
         if dry_run:
-            report.keys.append(KeyRotationOutcome(
+            report.outcomes.append(KeyRotationOutcome(
                 id=key.id, label=key.label, status="planned", mask_value=key.mask_value,
                 stored_in=f"Secret block '{target}'" if target else None))
             continue
-        report.keys.append(rotate_key(credentials, key, target, store=store, verify=verify,
+        report.outcomes.append(rotate_key(credentials, key, target, store=store, verify=verify,
                                       project_id=project_id))
-    rotated = [k for k in report.keys if k.status == "rotated"]
+    rotated = [k for k in report.outcomes if k.status == "rotated"]
     if rotated and not dry_run:
         lines = [f"- {k.label} ({k.mask_value}) rolled at {k.rolled_at:%Y-%m-%d %H:%M:%S} UTC, "
                  f"stored in {k.stored_in or 'nowhere'}" for k in rotated]
@@ -210,13 +210,13 @@ def rotate_project_secret_api_keys(
             notification, f"PostHog: {len(rotated)} project secret API key(s) rotated",
             "\n".join(lines))
         report.notified = notification is not None and report.notification_error is None
-    failed = [k for k in report.keys if k.status == "failed"]
+    failed = [k for k in report.outcomes if k.status == "failed"]
     publish_report(
         "posthog-key-rotation", "PostHog project secret API key rotation"
         + (" (dry run)" if dry_run else ""),
         {"selected": len(keys), "rotated": len(rotated), "failed": len(failed),
          "notified": report.notified, "notification error": report.notification_error or "-"},
-        [k.model_dump(mode="json") for k in report.keys])
+        [k.model_dump(mode="json") for k in report.outcomes])
     if failed or report.notification_error:
         raise RuntimeError(
             f"{len(failed)} key(s) failed"

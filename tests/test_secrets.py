@@ -1,0 +1,119 @@
+"""Secret canaries: run every flow with recognisable secrets, then search everywhere Prefect
+keeps things — parameters, state messages, logs, artifacts, persisted results — plus the
+notification payloads, exception texts and captured output. Zero hits allowed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.settings import (
+    PREFECT_LOCAL_STORAGE_PATH,
+    PREFECT_RESULTS_PERSIST_BY_DEFAULT,
+    temporary_settings,
+)
+
+from prefect_posthog.flows import (
+    GroupPropertyUpdate,
+    KeySelector,
+    SharingTarget,
+    bulk_update_group_properties,
+    reset_sharing_passwords,
+    rotate_project_secret_api_keys,
+)
+from tests.conftest import ADMIN_KEY
+from tests.helpers import WebhookReceiver
+
+SHARE_PASSWORD = "pw-CANARY-share-9d2b"
+
+
+async def _prefect_records() -> str:
+    async with get_client() as client:
+        runs = await client.read_flow_runs()
+        tasks = await client.read_task_runs()
+        logs = await client.read_logs()
+        artifacts = await client.read_artifacts()
+    parts = [r.model_dump_json() for r in [*runs, *tasks, *logs, *artifacts]]
+    return "\n".join(parts)
+
+
+def _storage_text(root: Path) -> str:
+    chunks = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            raw = path.read_bytes()
+            chunks.append(raw.decode("latin1"))
+            for blob in re.findall(rb"[A-Za-z0-9+/=]{40,}", raw):
+                try:
+                    chunks.append(base64.b64decode(blob + b"===").decode("latin1"))
+                except ValueError:
+                    pass
+    return "\n".join(chunks)
+
+
+def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
+                                       caplog) -> None:
+    emulator.seed({
+        "groups": [{"group_type_index": 0, "group_key": "acme"}],
+        "insights": [{"id": 1}, {"id": 2}],
+        "sharing": [{"resource": "insight", "id": 1, "enabled": True, "password_required": True,
+                     "passwords": ["pw-CANARY-old-1234"]}]})
+    seeded = emulator.seed({"project_secret_api_keys": [
+        {"label": "canary", "value": "phs_CANARY_original_value_0001"}]})
+    Secret(value="phs_CANARY_original_value_0001").save("posthog-psak-canary", overwrite=True)
+    Secret(value=SHARE_PASSWORD).save("canary-share-password", overwrite=True)
+    hook = WebhookReceiver()
+    broken = WebhookReceiver(status=500)
+    storage = tmp_path / "storage"
+    try:
+        with temporary_settings({PREFECT_RESULTS_PERSIST_BY_DEFAULT: True,
+                                 PREFECT_LOCAL_STORAGE_PATH: storage}):
+            bulk_update_group_properties(credentials, updates=[GroupPropertyUpdate(
+                group_type_index=0, group_key="acme", set={"tier": "gold"})])
+            rotate_project_secret_api_keys(credentials, KeySelector(labels=["canary"]),
+                                           notification=hook.block())
+            emulator.set_faults(schedule=[{"operation": "roll_project_secret_api_key",
+                                           "fault": "lost_response"}])
+            with pytest.raises(RuntimeError):  # a failing run persists its exception too
+                rotate_project_secret_api_keys(credentials, KeySelector(labels=["canary"]),
+                                               notification=broken.block())
+            reset_sharing_passwords(
+                credentials, [SharingTarget(resource="insight", id="1")],
+                new_password=Secret.load("canary-share-password"), refresh_link=True,
+                notification=hook.block())
+            emulator.configure(advanced_permissions=False)
+            with pytest.raises(RuntimeError):
+                reset_sharing_passwords(
+                    credentials, [SharingTarget(resource="insight", id="2")],
+                    new_password=Secret.load("canary-share-password"))
+    finally:
+        hook.close()
+        broken.close()
+    rolled = Secret.load("posthog-psak-canary").get()
+    assert rolled.startswith("phs_") and rolled != seeded["project_secret_api_keys"][0]["value"]
+    canaries = [ADMIN_KEY, rolled, "phs_CANARY_original_value_0001", SHARE_PASSWORD,
+                "pw-CANARY-old-1234"]
+
+    out, err = capfd.readouterr()
+    haystacks = {
+        "prefect api (parameters, states, logs, artifacts)": asyncio.run(_prefect_records()),
+        "persisted results": _storage_text(storage) if storage.exists() else "",
+        "notifications": json.dumps(hook.received + broken.received),
+        "stdout/stderr": out + err,
+        "log records": caplog.text,
+    }
+    # every channel must hold something, or the search proves nothing
+    # (stdout may be empty: pytest routes Prefect's console logs into the log records)
+    empty = [k for k, v in haystacks.items() if not v and k != "stdout/stderr"]
+    assert not empty, empty
+    assert haystacks["notifications"] and haystacks["prefect api (parameters, states, logs, "
+                                                    "artifacts)"]
+    for where, text in haystacks.items():
+        for canary in canaries:
+            assert canary not in text, f"a secret leaked into {where}"
