@@ -27,6 +27,7 @@ from prefect_posthog.client import (
     PostHogClient,
     PostHogError,
 )
+from prefect_posthog.flows.blocks import load_credentials
 from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
 from prefect_posthog.flows.reporting import publish_report
 
@@ -313,7 +314,7 @@ def apply_group_property_batch(
 @flow(name="posthog-bulk-update-group-properties", persist_result=False,
       task_runner=ThreadPoolTaskRunner(max_workers=2))
 def bulk_update_group_properties(
-    credentials: PostHogCredentials,
+    credentials: PostHogCredentials | str,
     updates: list[GroupPropertyUpdate] | None = None,
     source_path: str | None = None,
     dry_run: bool = False,
@@ -373,6 +374,7 @@ def bulk_update_group_properties(
         ```
     """
     logger = get_run_logger()
+    credentials = load_credentials(credentials)
     total = validate_input(updates, source_path)
     logger.info("Validated %d rows%s", total, " (dry run)" if dry_run else "")
     report = BulkUpdateReport(dry_run=dry_run, report_path=report_path)

@@ -20,6 +20,7 @@ from prefect_posthog.client import (
     PostHogError,
     SharePasswordCreated,
 )
+from prefect_posthog.flows.blocks import load_credentials, load_notification, load_secret
 from prefect_posthog.flows.models import (
     PasswordResetOutcome,
     PasswordResetReport,
@@ -122,12 +123,12 @@ def reset_password(
 
 @flow(name="posthog-reset-sharing-passwords", persist_result=False)
 def reset_sharing_passwords(
-    credentials: PostHogCredentials,
+    credentials: PostHogCredentials | str,
     targets: list[SharingTarget],
-    new_password: Secret | None = None,
+    new_password: Secret | str | None = None,
     refresh_link: bool = False,
     secret_block_name_template: str | None = "posthog-share-{resource}-{id}",
-    notification: NotificationBlock | None = None,
+    notification: NotificationBlock | str | None = None,
     include_password_in_notification: bool = False,
     dry_run: bool = False,
     project_id: int | None = None,
@@ -145,12 +146,12 @@ def reset_sharing_passwords(
     Args:
         credentials: PostHog credentials block (needs ``sharing_configuration:write``).
         targets: What to reset, e.g. ``[{"resource": "insight", "id": "42"}]``.
-        new_password: A Secret block holding the password to set (else one is generated
-            per target).
+        new_password: A Secret block (or a Secret block's name) holding the password to
+            set; else one is generated per target.
         refresh_link: Also rotate the share link's access token.
         secret_block_name_template: Where each password is stored; ``{resource}`` and
             ``{id}`` are filled in. ``None`` stores nothing.
-        notification: Any Prefect notification block.
+        notification: Any Prefect notification block, or ``<block-type-slug>/<name>``.
         include_password_in_notification: Put the password itself in the notification
             (off by default: the message says where it is stored).
         dry_run: Show what would change, change nothing.
@@ -174,6 +175,9 @@ def reset_sharing_passwords(
         ```
     """
     logger = get_run_logger()
+    credentials = load_credentials(credentials)
+    notification = load_notification(notification)
+    new_password = load_secret(new_password, "new_password")
     report = PasswordResetReport(dry_run=dry_run)
     run_id = str(get_run_context().flow_run.id)[:8]
     fixed = SecretStr(str(new_password.get())) if new_password is not None else None

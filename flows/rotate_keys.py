@@ -20,6 +20,7 @@ from prefect_posthog.client import (
     PostHogError,
     ProjectSecretAPIKey,
 )
+from prefect_posthog.flows.blocks import load_credentials, load_notification
 from prefect_posthog.flows.models import (
     KeyRotationOutcome,
     KeySelector,
@@ -140,10 +141,10 @@ def rotate_key(
 
 @flow(name="posthog-rotate-project-secret-api-keys", persist_result=False)
 def rotate_project_secret_api_keys(
-    credentials: PostHogCredentials,
+    credentials: PostHogCredentials | str,
     selector: KeySelector,
     secret_block_name_template: str | None = "posthog-psak-{label}",
-    notification: NotificationBlock | None = None,
+    notification: NotificationBlock | str | None = None,
     verify: bool = True,
     dry_run: bool = False,
     project_id: int | None = None,
@@ -163,7 +164,8 @@ def rotate_project_secret_api_keys(
         selector: Which keys: ids, labels, a label pattern, age, or all.
         secret_block_name_template: Secret block name per key; ``{label}`` and ``{id}`` are
             filled in (slugified). ``None`` with no ``store`` keeps the value nowhere.
-        notification: Any Prefect notification block (Slack, Teams, custom webhook...).
+        notification: Any Prefect notification block (Slack, Teams, custom webhook...),
+            or ``<block-type-slug>/<name>`` of a saved one.
         verify: Check the new and old values against PostHog after rolling.
         dry_run: List what would be rolled, change nothing.
         project_id: Override the block's project.
@@ -188,6 +190,8 @@ def rotate_project_secret_api_keys(
         ```
     """
     logger = get_run_logger()
+    credentials = load_credentials(credentials)
+    notification = load_notification(notification)
     keys = select_keys(list_project_secret_api_keys(credentials, project_id=project_id),
                        selector)
     report = RotationReport(dry_run=dry_run)

@@ -183,6 +183,7 @@ class EmulatorApp:
         self.faults = faults or Faults()
         self.state_file = state_file
         self.requests: deque[dict] = deque(maxlen=200_000)
+        self.webhook: list[Any] = []
         self._seq = 0
 
     # -- ASGI ------------------------------------------------------------------------------
@@ -440,6 +441,12 @@ class EmulatorApp:
         if action == "clock" and method == "POST":
             state.clock_offset += float(body.get("advance", 0))
             return 200, {"now": state.now()}
+        if action == "webhook" and method == "POST":
+            # A notification sink for local runs (not part of PostHog).
+            self.webhook.append(body)
+            return 200, {"ok": True}
+        if action == "webhook" and method == "GET":
+            return 200, list(self.webhook)
         if action == "save" and method == "POST":
             self.save()
             return 200, {"saved": self.state_file}

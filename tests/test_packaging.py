@@ -1,0 +1,72 @@
+"""The built wheel installs one namespace and runs a flow from a fresh virtualenv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import os, sys
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect import flow
+from prefect_posthog import PostHogCredentials
+from prefect_posthog.emulator import Emulator
+from prefect_posthog.flows import GroupPropertyUpdate, bulk_update_group_properties
+import prefect_posthog.tasks as t
+assert "site-packages" in t.__file__, t.__file__
+
+@flow
+def pipeline(url: str) -> int:
+    creds = PostHogCredentials(host=url, personal_api_key="phx_wheel", project_id=1,
+                               rate_limit="")
+    report = bulk_update_group_properties(creds, updates=[GroupPropertyUpdate(
+        group_type_index=0, group_key="w1", set={"plan": "pro"})], create_missing=True)
+    return report.applied
+
+with Emulator(personal_api_keys={"phx_wheel": None}) as posthog, \\
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    print("APPLIED", pipeline(posthog.url))
+"""
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    uv = Path(sys.executable).parent / "uv"  # installed by ./run next to the interpreter
+    subprocess.run([str(uv), "build", "--wheel", "-q", "-o", str(out), str(ROOT)], check=True)
+    return next(out.glob("prefect_posthog-*.whl"))
+
+
+def test_wheel_holds_only_the_namespace(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"prefect_posthog"}
+    for sub in ("blocks", "tasks", "flows", "deployments", "client", "emulator"):
+        assert f"prefect_posthog/{sub}/__init__.py" in names
+    assert "prefect_posthog/deployments/prefect.yaml" in names
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "prefect_posthog = prefect_posthog" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_wheel_runs_a_flow_from_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True)
+    python = venv / "bin" / "python"
+    # Dependencies come from the test environment; the package itself only from the wheel.
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
+                    "--disable-pip-version-check", str(wheel)], check=True)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": ""}
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run([str(python), "-c", SCRIPT], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "APPLIED 1" in result.stdout
