@@ -27,21 +27,21 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-import httpx  # noqa: E402
-from prefect.blocks.notifications import CustomWebhookNotificationBlock  # noqa: E402
-from prefect.blocks.system import Secret  # noqa: E402
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings  # noqa: E402
-
-from prefect_posthog import PostHogCredentials  # noqa: E402
-from prefect_posthog.emulator import Emulator  # noqa: E402
-from prefect_posthog.emulator.seed import demo_spec  # noqa: E402
-from prefect_posthog.flows import (  # noqa: E402
+import httpx
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.blocks.system import Secret
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect_posthog.flows import (
     KeySelector,
     SharingTarget,
     bulk_update_group_properties,
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
+
+from prefect_posthog import PostHogCredentials
+from prefect_posthog.emulator import Emulator
+from prefect_posthog.emulator.seed import demo_spec
 
 DEMO_KEY = "phx_demo_personal_key"  # unlocks only the local emulator
 GROUPS = 3000
@@ -50,7 +50,7 @@ GROUPS = 3000
 class _Receiver(BaseHTTPRequestHandler):
     messages: list[dict[str, Any]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         self.messages.append(json.loads(body or b"{}"))
         self.send_response(200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from collections.abc import Iterable, Iterator
@@ -15,10 +16,13 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect_posthog.blocks import PostHogCredentials
+from prefect_posthog.flows.blocks import load_credentials
+from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
+from prefect_posthog.flows.reporting import publish_report
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import (
     Group,
     InvalidInputError,
@@ -27,9 +31,6 @@ from prefect_posthog.client import (
     PostHogClient,
     PostHogError,
 )
-from prefect_posthog.flows.blocks import load_credentials
-from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
-from prefect_posthog.flows.reporting import publish_report
 
 
 class Row(BaseModel):
@@ -115,8 +116,8 @@ def validate_input(updates: list[Any] | None, source_path: str | None) -> int:
     """
     count = 0
     try:
-        for count, _ in enumerate(read_rows(updates, source_path), start=1):
-            pass
+        for _ in read_rows(updates, source_path):
+            count += 1
     except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInputError("source_path", f"cannot parse after row {count}: "
                                 f"{type(exc).__name__}") from None
@@ -181,10 +182,8 @@ class _Planner:
             self.pages.at_least[gti] = max(pages, self.pages.at_least.get(gti, 0))
         for key in keys - found.keys():
             self.reads += 1
-            try:
+            with contextlib.suppress(NotFoundError):  # absent groups stay missing
                 found[key] = self.posthog.find_group(gti, key).group_properties
-            except NotFoundError:
-                pass
         return found
 
 
@@ -381,8 +380,8 @@ def bulk_update_group_properties(
     progress = create_progress_artifact(0.0, key="posthog-bulk-update-progress",
                                         description="Bulk group property update")
     pages = PageKnowledge()
-    sink = Path(report_path).open("w") if report_path else None
-    try:
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(Path(report_path).open("w")) if report_path else None
         done = 0
         for batch in chunks(read_rows(updates, source_path), batch_size):
             result = apply_group_property_batch(
@@ -404,9 +403,6 @@ def bulk_update_group_properties(
             done += len(batch)
             update_progress_artifact(progress, 100.0 * done / max(total, 1),
                                      description=f"{done} of {total} rows")
-    finally:
-        if sink:
-            sink.close()
     summary = {"rows": report.total, "applied": report.applied, "unchanged": report.unchanged,
                "skipped": report.skipped, "failed": report.failed, "planned": report.planned,
                "read calls": report.reads, "write calls": report.writes}

@@ -98,7 +98,8 @@ class KeySelector(BaseModel):
 
     ids: list[str] = Field(default_factory=list, description="Key ids.")
     labels: list[str] = Field(default_factory=list, description="Exact labels.")
-    label_pattern: str | None = Field(None, description="Shell-style label pattern, e.g. 'flags-*'.")
+    label_pattern: str | None = Field(
+        None, description="Shell-style label pattern, e.g. 'flags-*'.")
     older_than_days: float | None = Field(
         None, gt=0, description="Keys last rolled (or created) more than N days ago.")
     all_keys: bool = Field(False, description="Every key of the project.")

@@ -64,6 +64,7 @@ __all__ = [
     "refresh_session_recording_sharing",
     "roll_project_secret_api_key",
     "update_dashboard_sharing",
+    "update_group_property",
     "update_insight_sharing",
     "update_project_secret_api_key",
     "update_session_recording_sharing",

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from prefect_posthog.blocks import PostHogCredentials
+from prefect_posthog.tasks._common import api_task, client_for
 from pydantic import SecretStr
 
-from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import SharePasswordCreated, SharingConfiguration, SharingResource
-from prefect_posthog.tasks._common import api_task, client_for
 
 _EXAMPLE = '''
     Example:
@@ -42,8 +42,6 @@ def _named(fn: Callable, name: str, resource: str, doc: str, extra: str = "") ->
 
 
 def _sharing_tasks(resource: SharingResource) -> tuple[Callable, ...]:
-    id_name = f"{resource}_id"
-
     def get(credentials: PostHogCredentials, resource_id: int | str,
             project_id: int | str | None = None) -> SharingConfiguration:
         with client_for(credentials, project_id) as posthog:

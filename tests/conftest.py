@@ -24,10 +24,10 @@ READ_ONLY_KEY = "phx_CANARY_readonly_key_77aa"
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        # Sync flows otherwise wait ~1 s on the heartbeat thread at exit.
-        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            yield
+    # Sync flows otherwise wait ~1 s on the heartbeat thread at exit.
+    with prefect_test_harness(server_startup_timeout=120), \
+            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 @pytest.fixture(scope="session")

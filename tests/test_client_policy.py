@@ -24,6 +24,7 @@ from prefect_posthog.client import (
     NotFoundError,
     OutcomeUnknownError,
     PermissionDeniedError,
+    PostHogAPIError,
     PostHogClient,
     PostHogTransportError,
     PreconditionFailedError,
@@ -108,9 +109,9 @@ def test_429_is_retried_even_for_non_idempotent_calls() -> None:
 def test_other_4xx_are_never_retried(status: int) -> None:
     seen: list[httpx.Request] = []
     client = make_client([httpx.Response(status, json={"type": "x", "detail": "no"})], seen=seen)
-    with pytest.raises(Exception):
+    with pytest.raises(PostHogAPIError) as info:
         client.find_group(0, "acme")
-    assert len(seen) == 1
+    assert info.value.status_code == status and len(seen) == 1
 
 
 @pytest.mark.parametrize("failure", [httpx.Response(500), httpx.Response(503),

@@ -323,7 +323,8 @@ def test_psak_create_shows_value_once(api) -> None:
     ({"label": "a", "scopes": []}, "empty", "scopes", "This list may not be empty."),
     ({"label": "a", "scopes": ["*"]}, "invalid_input", "scopes",
      "Wildcard scope '*' is not allowed for project API keys. Please specify explicit scopes."),
-    ({"label": "a", "scopes": ["nope:read"]}, "invalid_input", "scopes", "Invalid scope: nope:read"),
+    ({"label": "a", "scopes": ["nope:read"]}, "invalid_input", "scopes",
+     "Invalid scope: nope:read"),
     ({"label": "a", "scopes": ["group:read"]}, "invalid_input", "scopes", None),
 ])
 def test_psak_validation(api, body, code, attr, detail) -> None:

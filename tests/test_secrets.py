@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -18,7 +19,6 @@ from prefect.settings import (
     PREFECT_RESULTS_PERSIST_BY_DEFAULT,
     temporary_settings,
 )
-
 from prefect_posthog.flows import (
     GroupPropertyUpdate,
     KeySelector,
@@ -27,6 +27,7 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
+
 from tests.conftest import ADMIN_KEY
 from tests.helpers import WebhookReceiver
 
@@ -50,10 +51,8 @@ def _storage_text(root: Path) -> str:
             raw = path.read_bytes()
             chunks.append(raw.decode("latin1"))
             for blob in re.findall(rb"[A-Za-z0-9+/=]{40,}", raw):
-                try:
+                with contextlib.suppress(ValueError):
                     chunks.append(base64.b64decode(blob + b"===").decode("latin1"))
-                except ValueError:
-                    pass
     return "\n".join(chunks)
 
 

@@ -433,7 +433,9 @@ class PostHogClient:
             raise InvalidInputError(f"{resource}_id", "must be an integer id")
         return f"{segment}/{quote(str(resource_id), safe='')}/sharing/"
 
-    def get_sharing(self, resource: SharingResource, resource_id: int | str) -> SharingConfiguration:
+    def get_sharing(
+        self, resource: SharingResource, resource_id: int | str
+    ) -> SharingConfiguration:
         """GET ``{resource}/{id}/sharing/``: the one active sharing configuration.
 
         When nothing was saved yet PostHog returns an unsaved configuration whose

@@ -254,8 +254,9 @@ class PostHogState:
     def list_groups(self, req: Request) -> tuple[int, Any]:
         raw = req.query.get("group_type_index")
         if raw is None or raw == "":
-            raise validation("group_type_index", "You must pass ?group_type_index= in this URL. "
-                             "To get a list of valid group types, call /api/:project_id/groups_types/")
+            raise validation("group_type_index",
+                             "You must pass ?group_type_index= in this URL. To get a list of "
+                             "valid group types, call /api/:project_id/groups_types/")
         gti = to_int(raw)
         if gti is None:
             raise validation("group_type_index", "A valid integer is required.")
