@@ -57,12 +57,12 @@ def test_wheel_holds_only_the_namespace(wheel: Path) -> None:
 
 def test_wheel_runs_a_flow_from_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True)
+    uv = Path(sys.executable).parent / "uv"
+    subprocess.run([str(uv), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
-    # Dependencies come from the test environment; the package itself only from the wheel.
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
-                    "--disable-pip-version-check", str(wheel)], check=True)
+    # The wheel with its declared dependencies, nothing from the repository.
+    subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), str(wheel)],
+                   check=True)
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": ""}
     env.pop("PREFECT_API_URL", None)
