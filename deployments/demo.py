@@ -31,6 +31,10 @@ import httpx
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.blocks.system import Secret
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+from prefect_posthog import PostHogCredentials
+from prefect_posthog.emulator import Emulator
+from prefect_posthog.emulator.seed import demo_spec
 from prefect_posthog.flows import (
     KeySelector,
     SharingTarget,
@@ -38,10 +42,6 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
-
-from prefect_posthog import PostHogCredentials
-from prefect_posthog.emulator import Emulator
-from prefect_posthog.emulator.seed import demo_spec
 
 DEMO_KEY = "phx_demo_personal_key"  # unlocks only the local emulator
 GROUPS = 3000

@@ -7,6 +7,7 @@ and runs them itself; stop it with Ctrl-C (its schedules are paused then).
 from __future__ import annotations
 
 from prefect import serve
+
 from prefect_posthog.flows import (
     bulk_update_group_properties,
     reset_sharing_passwords,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
-from prefect_posthog.blocks import PostHogCredentials
 
+from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import InvalidInputError
 
 

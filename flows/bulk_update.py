@@ -5,24 +5,22 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import copy_context
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.flows.blocks import load_credentials
-from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
-from prefect_posthog.flows.reporting import publish_report
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import (
     Group,
     InvalidInputError,
@@ -31,6 +29,12 @@ from prefect_posthog.client import (
     PostHogClient,
     PostHogError,
 )
+from prefect_posthog.flows.blocks import load_credentials
+from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
+from prefect_posthog.flows.reporting import publish_report
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Row(BaseModel):
@@ -136,6 +140,40 @@ def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
 
 
 # -- planning and applying one batch ------------------------------------------------------------
+
+def _run_bounded(fn: Callable[[T], R], items: list[T], workers: int) -> list[R]:
+    """``fn`` over ``items`` on at most ``workers`` threads, results in input order.
+
+    Workers pull from a shared index, so bookkeeping is O(1) per item (an executor would
+    hold one Future, with its lock, per item of a 10,000-row batch).
+    """
+    results: list[R] = [None] * len(items)  # type: ignore[list-item]
+    cursor = iter(range(len(items)))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while not errors:
+            with lock:
+                index = next(cursor, None)
+            if index is None:
+                return
+            try:
+                results[index] = fn(items[index])
+            except BaseException as exc:  # surfaced below, after the other workers stop
+                errors.append(exc)
+
+    # copy_context keeps Prefect's run context (and its logger) in the worker threads.
+    threads = [threading.Thread(target=copy_context().run, args=(work,), daemon=True)
+               for _ in range(max(1, min(workers, len(items))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
 
 def _same(current: dict[str, Any], key: str, value: Any) -> bool:
     # 1 == True in Python, but PostHog stores JSON: compare with types.
@@ -299,10 +337,7 @@ def apply_group_property_batch(
                         current = None
             return outcomes, writes
 
-        with ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
-            # copy_context keeps Prefect's run context (and its logger) in the worker threads.
-            futures = [pool.submit(copy_context().run, run_group, g) for g in by_group]
-            results = [f.result() for f in futures]
+        results = _run_bounded(run_group, list(by_group), max_concurrency)
     outcomes = sorted((o for res, _ in results for o in res), key=lambda o: o.row)
     return BatchResult(outcomes=outcomes, reads=planner.reads,
                        writes=sum(w for _, w in results), pages=planner.pages)
@@ -384,8 +419,9 @@ def bulk_update_group_properties(
         sink = stack.enter_context(Path(report_path).open("w")) if report_path else None
         done = 0
         for batch in chunks(read_rows(updates, source_path), batch_size):
+            # quote: Prefect would otherwise walk and rebuild every row of the batch.
             result = apply_group_property_batch(
-                credentials, batch, batch[0].row, pages, dry_run=dry_run,
+                credentials, quote(batch), batch[0].row, pages, dry_run=dry_run,
                 create_missing=create_missing, max_concurrency=max_concurrency,
                 concurrency_limit_name=concurrency_limit_name, project_id=project_id)
             pages = result.pages

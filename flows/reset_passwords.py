@@ -10,7 +10,16 @@ from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.logging import get_run_logger
+from pydantic import SecretStr
+
 from prefect_posthog.blocks import PostHogCredentials
+from prefect_posthog.client import (
+    FeatureNotAvailableError,
+    OutcomeUnknownError,
+    PostHogClient,
+    PostHogError,
+    SharePasswordCreated,
+)
 from prefect_posthog.flows.blocks import load_credentials, load_notification, load_secret
 from prefect_posthog.flows.models import (
     PasswordResetOutcome,
@@ -19,15 +28,6 @@ from prefect_posthog.flows.models import (
     block_name,
 )
 from prefect_posthog.flows.reporting import notify, publish_report
-from pydantic import SecretStr
-
-from prefect_posthog.client import (
-    FeatureNotAvailableError,
-    OutcomeUnknownError,
-    PostHogClient,
-    PostHogError,
-    SharePasswordCreated,
-)
 
 NOTE_PREFIX = "prefect-posthog"
 

@@ -11,7 +11,15 @@ from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from pydantic import SecretStr
+
 from prefect_posthog.blocks import PostHogCredentials
+from prefect_posthog.client import (
+    OutcomeUnknownError,
+    PostHogClient,
+    PostHogError,
+    ProjectSecretAPIKey,
+)
 from prefect_posthog.flows.blocks import load_credentials, load_notification
 from prefect_posthog.flows.models import (
     KeyRotationOutcome,
@@ -21,14 +29,6 @@ from prefect_posthog.flows.models import (
 )
 from prefect_posthog.flows.reporting import notify, publish_report
 from prefect_posthog.tasks import list_project_secret_api_keys
-from pydantic import SecretStr
-
-from prefect_posthog.client import (
-    OutcomeUnknownError,
-    PostHogClient,
-    PostHogError,
-    ProjectSecretAPIKey,
-)
 
 StoreCallback = Callable[[ProjectSecretAPIKey, SecretStr], str]
 """``store(key, value) -> location``: put a rolled value where consumers read it."""

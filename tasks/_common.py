@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
-from prefect_posthog.blocks import PostHogCredentials
 
+from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import (
     PostHogClient,
     PostHogTransportError,

@@ -10,9 +10,8 @@ from itertools import islice
 from typing import Any
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.tasks._common import api_task, client_for
-
 from prefect_posthog.client import ActivityPage, Group, PropertyCount, RelatedActor
+from prefect_posthog.tasks._common import api_task, client_for
 
 
 @api_task("List PostHog groups", idempotent=True, run_name="list_groups-{group_type_index}")

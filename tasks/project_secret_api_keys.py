@@ -8,9 +8,8 @@ those results are never persisted.
 from __future__ import annotations
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.tasks._common import api_task, client_for
-
 from prefect_posthog.client import ProjectSecretAPIKey
+from prefect_posthog.tasks._common import api_task, client_for
 
 
 @api_task("List PostHog project secret API keys", idempotent=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.tasks._common import api_task, client_for
 from pydantic import SecretStr
 
+from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import SharePasswordCreated, SharingConfiguration, SharingResource
+from prefect_posthog.tasks._common import api_task, client_for
 
 _EXAMPLE = '''
     Example:

@@ -10,6 +10,7 @@ import pytest
 from prefect import flow
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
+
 from prefect_posthog.deployments.local import LocalStack
 
 pytestmark = pytest.mark.server

@@ -10,6 +10,8 @@ from prefect import flow
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ParameterTypeError
+
+from prefect_posthog.client import InvalidInputError
 from prefect_posthog.flows import (
     GroupPropertyUpdate,
     KeySelector,
@@ -18,8 +20,6 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
-
-from prefect_posthog.client import InvalidInputError
 from tests.helpers import WebhookReceiver
 
 

@@ -14,6 +14,13 @@ import httpx
 import pytest
 from prefect.blocks.system import Secret
 from prefect.settings import PREFECT_API_URL
+from pydantic import SecretStr
+from pydantic import ValidationError as PydanticValidationError
+
+from prefect_posthog import PostHogCredentials
+from prefect_posthog import tasks as t
+from prefect_posthog.client import InvalidInputError, OutcomeUnknownError, PostHogAPIError
+from prefect_posthog.emulator import Emulator
 from prefect_posthog.flows import (
     GroupPropertyUpdate,
     KeySelector,
@@ -22,13 +29,6 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
-from pydantic import SecretStr
-from pydantic import ValidationError as PydanticValidationError
-
-from prefect_posthog import PostHogCredentials
-from prefect_posthog import tasks as t
-from prefect_posthog.client import InvalidInputError, OutcomeUnknownError, PostHogAPIError
-from prefect_posthog.emulator import Emulator
 from tests.conftest import ADMIN_KEY
 
 

@@ -19,6 +19,7 @@ from prefect.settings import (
     PREFECT_RESULTS_PERSIST_BY_DEFAULT,
     temporary_settings,
 )
+
 from prefect_posthog.flows import (
     GroupPropertyUpdate,
     KeySelector,
@@ -27,7 +28,6 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
-
 from tests.conftest import ADMIN_KEY
 from tests.helpers import WebhookReceiver
 

@@ -415,6 +415,7 @@ class EmulatorApp:
             keys = dict(state.data["personal_api_keys"])
             state.data = default_state()
             state.clock_offset = 0.0
+            state._index.clear()
             state.data["personal_api_keys"] = keys
             self.throttle.history.clear()
             self.faults = Faults()

@@ -8,6 +8,7 @@ to a file and read back.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import secrets
@@ -181,6 +182,7 @@ class PostHogState:
     config: Config = field(default_factory=Config)
     clock_offset: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _index: dict[tuple[int, int], list[dict]] = field(default_factory=dict, repr=False)
 
     def now(self) -> float:
         return time.time() + self.clock_offset
@@ -227,6 +229,15 @@ class PostHogState:
                 "group_properties": dict(group["group_properties"]),
                 "created_at": iso(group["created_at"])}
 
+    def _ordered(self, team: int, gti: int) -> list[dict]:
+        """Groups of one type in ascending (created_at, key) order, cached until a create."""
+        index = self._index.get((team, gti))
+        if index is None:
+            index = sorted(self._team_groups(team, gti),
+                           key=lambda g: (g["created_at_us"], g["group_key"]))
+            self._index[(team, gti)] = index
+        return index
+
     def _team_groups(self, team: int, gti: int) -> list[dict]:
         return [g for g in self.data["groups"].values()
                 if g["team"] == team and g["group_type_index"] == gti]
@@ -260,18 +271,19 @@ class PostHogState:
         gti = to_int(raw)
         if gti is None:
             raise validation("group_type_index", "A valid integer is required.")
-        rows = self._team_groups(req.team["id"], gti)
+        rows = self._ordered(req.team["id"], gti)  # ascending (created_at, key)
         if key_filter := req.query.get("group_key"):
             rows = [g for g in rows if key_filter.lower() in g["group_key"].lower()]
         if search := req.query.get("search"):
             needle = search.lower()
             rows = [g for g in rows if needle in json.dumps(g["group_properties"]).lower()
                     or needle == g["group_key"].lower()]
-        rows.sort(key=lambda g: (g["created_at_us"], g["group_key"]), reverse=True)
+        end = len(rows)
         if cursor := _decode_cursor(req.query.get("cursor")):
-            position = (cursor["c"], cursor["k"])
-            rows = [g for g in rows if (g["created_at_us"], g["group_key"]) < position]
-        page, more = rows[:100], len(rows) > 100
+            end = bisect.bisect_left(rows, (cursor["c"], cursor["k"]),
+                                     key=lambda g: (g["created_at_us"], g["group_key"]))
+        # Newest first: the page is the 100 rows just before the cursor position.
+        page, more = rows[max(0, end - 100):end][::-1], end > 100
         next_url = None
         if more:
             last = page[-1]
@@ -331,6 +343,7 @@ class PostHogState:
                  "group_properties": dict(props), "created_at": now,
                  "created_at_us": int(now * 1_000_000), "pk": self.next_id("group")}
         self.data["groups"][_group_id(team, gti, key)] = group
+        self._index.pop((team, gti), None)
         return group
 
     def find_group(self, req: Request) -> tuple[int, Any]:
@@ -848,6 +861,7 @@ class PostHogState:
         with self.lock:
             self.data = saved["data"]
             self.clock_offset = saved.get("clock_offset", 0.0)
+            self._index.clear()
 
 
 def _encode_cursor(created_us: int, key: str) -> str:

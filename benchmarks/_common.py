@@ -1,0 +1,34 @@
+"""Shared set-up for the benchmarks: an isolated Prefect home and quiet, fast flows."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="posthog-bench-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+
+from prefect import flow
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+KEY = "phx_benchmark_key"
+
+
+@contextmanager
+def quiet_prefect():
+    """Heartbeats off (each sync flow would wait ~1 s at exit) and the API warmed up."""
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        warm_up()
+        yield
+
+
+@flow
+def warm_up() -> None:
+    """Start the temporary API before anything is timed."""
+
+
+def ratio_line(name: str, value: float, target: str) -> str:
+    return f"{name}: {value:.3f} (target {target})"
