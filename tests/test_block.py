@@ -75,3 +75,22 @@ def test_save_load_round_trip_keeps_secret_masked(credentials) -> None:
 def test_secret_str_input() -> None:
     block = PostHogCredentials(personal_api_key=SecretStr("phx_s"))
     assert block.personal_api_key.get_secret_value() == "phx_s"
+
+
+def test_block_load_in_a_process_that_never_imports_the_package(credentials) -> None:
+    # The prefect.collections entry point lets Prefect find the block class by its slug.
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    credentials.save("posthog-entry-point", overwrite=True)
+    code = ("from prefect.blocks.core import Block\n"
+            "b = Block.load('posthog-credentials/posthog-entry-point')\n"
+            "print(type(b).__module__, type(b).__name__)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "prefect_posthog.blocks.credentials PostHogCredentials" in result.stdout
