@@ -353,7 +353,7 @@ def bulk_update_group_properties(
     source_path: str | None = None,
     dry_run: bool = False,
     create_missing: bool = False,
-    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1000,
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 5000,
     max_concurrency: Annotated[int, Field(ge=1, le=32)] = 4,
     concurrency_limit_name: str | None = None,
     project_id: int | None = None,
@@ -378,14 +378,15 @@ def bulk_update_group_properties(
             cells are left alone) and ``$unset`` (names separated by ``;``).
         dry_run: Plan and report without writing.
         create_missing: Create groups that do not exist (else they are skipped).
-        batch_size: Rows per Prefect task.
+        batch_size: Rows per Prefect task; memory grows with it, reads shrink with it.
         max_concurrency: Parallel writes within a batch.
         concurrency_limit_name: A Prefect global concurrency limit (with slot decay) that
             every request takes a slot from, to share one key's budget across flows and
             workers. It must exist.
         project_id: Override the block's project.
         report_path: Also write every item's outcome to this JSONL file.
-        max_report_items: Most item outcomes kept in the returned report and artifact.
+        max_report_items: Most item outcomes listed in the returned report and artifact
+            (failed and skipped first); all are counted.
 
     Returns:
         The report (also published as the artifacts ``posthog-bulk-update`` and
@@ -415,6 +416,8 @@ def bulk_update_group_properties(
     progress = create_progress_artifact(0.0, key="posthog-bulk-update-progress",
                                         description="Bulk group property update")
     pages = PageKnowledge()
+    problems: list[ItemOutcome] = []
+    others: list[ItemOutcome] = []
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(Path(report_path).open("w")) if report_path else None
         done = 0
@@ -431,19 +434,25 @@ def bulk_update_group_properties(
                 report.count(outcome)
                 if sink:
                     sink.write(outcome.model_dump_json() + "\n")
-                if outcome.status != "unchanged":
-                    if len(report.items) < max_report_items:
-                        report.items.append(outcome)
-                    else:
-                        report.items_truncated = True
+                # Failures and skips are listed first; the rest fill what the cap leaves.
+                keep = problems if outcome.status in ("failed", "skipped") else others
+                if len(keep) < max_report_items:
+                    keep.append(outcome)
+                else:
+                    report.items_truncated = True
             done += len(batch)
             update_progress_artifact(progress, 100.0 * done / max(total, 1),
                                      description=f"{done} of {total} rows")
+    report.items = sorted(problems + others[: max(0, max_report_items - len(problems))],
+                          key=lambda o: o.row)
+    report.items_truncated = report.items_truncated or len(report.items) < report.total
     summary = {"rows": report.total, "applied": report.applied, "unchanged": report.unchanged,
                "skipped": report.skipped, "failed": report.failed, "planned": report.planned,
                "read calls": report.reads, "write calls": report.writes}
-    note = ("Only the first items are listed; every outcome is in " + str(report_path)
-            if report.items_truncated else "Unchanged items are counted, not listed.")
+    note = ("Every item is listed." if not report.items_truncated else
+            f"Failed and skipped items are listed first, then the others up to "
+            f"{max_report_items}; " + (f"every outcome is in {report_path}." if report_path
+                                       else "set report_path to keep every outcome."))
     publish_report("posthog-bulk-update", "PostHog bulk group property update"
                    + (" (dry run)" if dry_run else ""), summary,
                    [o.model_dump(mode="json") for o in report.items], note)

@@ -64,7 +64,8 @@ class BulkUpdateReport(BaseModel):
     writes: int = Field(0, description="Write calls made (one per changed property).")
     items: list[ItemOutcome] = Field(
         default_factory=list,
-        description="Outcomes of every item that was not unchanged (capped by max_report_items).")
+        description="Item outcomes: every item, or failed and skipped first up to "
+                    "max_report_items.")
     items_truncated: bool = False
     report_path: str | None = None
 

@@ -75,7 +75,17 @@ def test_bulk_writes_only_differences_with_minimal_calls(credentials, emulator,
 def test_bulk_dry_run_writes_nothing(credentials, emulator, companies) -> None:
     report = bulk_update_group_properties(credentials, updates=desired(5), dry_run=True)
     assert report.planned == 5 and report.writes == 0 and writes(emulator) == []
-    assert {i.group_key for i in report.items} == {f"c{i:03d}" for i in range(5)}
+    planned = {i.group_key for i in report.items if i.status == "planned"}
+    assert planned == {f"c{i:03d}" for i in range(5)}
+    assert len(report.items) == 250 and not report.items_truncated  # every item listed
+
+
+def test_bulk_report_keeps_failures_and_skips_when_truncated(credentials, emulator,
+                                                             companies) -> None:
+    rows = [*desired(0), {"group_type_index": 0, "group_key": "ghost", "set": {"a": 1}}]
+    report = bulk_update_group_properties(credentials, updates=rows, max_report_items=3)
+    assert report.total == 251 and report.items_truncated and len(report.items) == 3
+    assert "ghost" in {i.group_key for i in report.items}
 
 
 def test_bulk_partial_failure_reports_every_item(credentials, emulator, companies,
