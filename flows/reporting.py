@@ -30,6 +30,20 @@ def publish_report(key: str, title: str, summary: dict[str, Any],
                               + (" (first 5000)" if len(rows) > MAX_TABLE_ROWS else ""))
 
 
+def conclude(key: str, title: str, summary: dict[str, Any], rows: Sequence[dict[str, Any]],
+             *, failed: int, noun: str, notification_error: str | None) -> None:
+    """Publish the run's report, then fail the run if any item or the notification failed.
+
+    The report is always written first, so a failed run still shows what happened.
+    """
+    publish_report(key, title, summary, rows)
+    if failed or notification_error:
+        problems = [f"{failed} {noun}(s) failed"] if failed else []
+        if notification_error:
+            problems.append(f"notification failed: {notification_error}")
+        raise RuntimeError(f"{'; '.join(problems)}; see the {key} artifact")
+
+
 def notify(block: NotificationBlock | None, subject: str, body: str) -> str | None:
     """Send through any Prefect notification block; return the failure text, if any.
 

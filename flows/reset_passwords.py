@@ -27,7 +27,7 @@ from prefect_posthog.flows.models import (
     SharingTarget,
     block_name,
 )
-from prefect_posthog.flows.reporting import notify, publish_report
+from prefect_posthog.flows.reporting import conclude, notify
 
 NOTE_PREFIX = "prefect-posthog"
 
@@ -218,13 +218,11 @@ def reset_sharing_passwords(
         report.notified = notification is not None and report.notification_error is None
     failed = [t for t in report.targets if t.status == "failed"]
     logger.info("Password reset: %d reset, %d failed", len(done), len(failed))
-    publish_report(
+    conclude(
         "posthog-password-reset", "PostHog sharing password reset"
         + (" (dry run)" if dry_run else ""),
         {"targets": len(targets), "reset": len(done), "failed": len(failed),
          "notified": report.notified, "notification error": report.notification_error or "-"},
-        [t.model_dump(mode="json") for t in report.targets])
-    if failed or report.notification_error:
-        raise RuntimeError(f"{len(failed)} target(s) failed; see the posthog-password-reset "
-                           "artifact")
+        [t.model_dump(mode="json") for t in report.targets],
+        failed=len(failed), noun="target", notification_error=report.notification_error)
     return report

@@ -27,7 +27,7 @@ from prefect_posthog.flows.models import (
     RotationReport,
     block_name,
 )
-from prefect_posthog.flows.reporting import notify, publish_report
+from prefect_posthog.flows.reporting import conclude, notify
 from prefect_posthog.tasks import list_project_secret_api_keys
 
 StoreCallback = Callable[[ProjectSecretAPIKey, SecretStr], str]
@@ -215,16 +215,11 @@ def rotate_project_secret_api_keys(
             "\n".join(lines))
         report.notified = notification is not None and report.notification_error is None
     failed = [k for k in report.outcomes if k.status == "failed"]
-    publish_report(
+    conclude(
         "posthog-key-rotation", "PostHog project secret API key rotation"
         + (" (dry run)" if dry_run else ""),
         {"selected": len(keys), "rotated": len(rotated), "failed": len(failed),
          "notified": report.notified, "notification error": report.notification_error or "-"},
-        [k.model_dump(mode="json") for k in report.outcomes])
-    if failed or report.notification_error:
-        raise RuntimeError(
-            f"{len(failed)} key(s) failed"
-            + (f"; notification failed: {report.notification_error}"
-               if report.notification_error else "")
-            + "; see the posthog-key-rotation artifact")
+        [k.model_dump(mode="json") for k in report.outcomes],
+        failed=len(failed), noun="key", notification_error=report.notification_error)
     return report
