@@ -21,11 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-# Keep the demo's Prefect database apart from the user's own profile and offline-friendly.
-os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect-demo"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+if __name__ == "__main__":
+    # Run as the main job: keep its Prefect database apart from the user's own profile
+    # (before Prefect reads its settings), and stay quiet and offline-friendly.
+    os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect-demo"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import httpx
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -115,7 +116,7 @@ def main() -> int:
         print(f"\nNotifications received by the local webhook: {len(_Receiver.messages)}")
         print("Artifacts: posthog-bulk-update, posthog-key-rotation, posthog-password-reset "
               "(and their -summary); see them with `prefect artifact ls` using "
-              f"PREFECT_HOME={os.environ['PREFECT_HOME']}")
+              f"PREFECT_HOME={os.environ.get('PREFECT_HOME', '~/.prefect')}")
     webhook.shutdown()
     print(f"Done in {time.monotonic() - started:.1f}s.")
     ok = bulk.failed == 0 and all(k.status == "rotated" for k in rotation.outcomes) and all(

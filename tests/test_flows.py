@@ -322,3 +322,36 @@ def test_password_reset_dry_run_and_feature_gate(credentials, emulator, shared) 
 def test_bad_sharing_target_is_rejected() -> None:
     with pytest.raises(ValueError, match="must be an integer"):
         SharingTarget(resource="insight", id="abc")
+
+
+def test_rotation_partial_failure_then_rerun(credentials, emulator, keys) -> None:
+    # Three 500s in a row on the first roll: that key fails (never rolled), the next rotates.
+    emulator.set_faults(schedule=[{"operation": "roll_project_secret_api_key", "fault": "500",
+                                   "count": 3}])
+    with pytest.raises(RuntimeError, match="1 key"):
+        rotate_project_secret_api_keys(credentials, KeySelector(labels=["flags-new", "other"]))
+    state = {k["label"]: k for k in emulator.read_state()["project_secret_api_keys"].values()}
+    rolled = {label for label, k in state.items() if k["last_rolled_at"]}
+    assert len(rolled) == 1  # one rotated, the other untouched and still working
+    untouched = ({"flags-new", "other"} - rolled).pop()
+    assert check(emulator, keys[untouched]["value"])
+    # Re-run after the outage: the failed key rotates, the done one rotates again safely.
+    report = rotate_project_secret_api_keys(credentials, KeySelector(labels=[untouched]))
+    assert report.outcomes[0].status == "rotated"
+    assert check(emulator, Secret.load(f"posthog-psak-{untouched}").get())
+
+
+def test_password_reset_partial_failure_and_rerun_removes_strays(credentials, emulator,
+                                                                 shared) -> None:
+    # A crashed earlier run left a password nobody stored.
+    with credentials.get_client() as posthog:
+        posthog.create_sharing_password("insight", 1, raw_password="stray-password-1",
+                                        note="prefect-posthog run deadbeef #0 0000")
+    with pytest.raises(RuntimeError, match="1 target"):
+        reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1"),
+                                              SharingTarget(resource="insight", id="99")])
+    with credentials.get_client() as posthog:
+        notes = [p.note for p in posthog.get_sharing("insight", 1).share_passwords]
+    assert len(notes) == 1 and "deadbeef" not in notes[0]  # old and stray both gone
+    report = reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")])
+    assert report.targets[0].status == "reset" and report.targets[0].removed_passwords == 1

@@ -56,6 +56,32 @@ def _storage_text(root: Path) -> str:
     return "\n".join(chunks)
 
 
+def secret_tasks_in_a_user_flow(credentials) -> list[str]:
+    """A user's own flow calling the secret-bearing tasks directly; returns their secrets."""
+    from prefect import flow
+    from pydantic import SecretStr
+
+    from prefect_posthog import tasks as t
+
+    values: list[str] = []
+
+    @flow
+    def users_flow() -> None:
+        key = t.create_project_secret_api_key(credentials, "direct", ["feature_flag:read"])
+        rolled = t.roll_project_secret_api_key(credentials, key.id)
+        password = t.create_insight_sharing_password(
+            credentials, 1, raw_password=SecretStr("pw-CANARY-direct-5566"), note="direct")
+        generated = t.create_insight_sharing_password(credentials, 1, note="generated")
+        # Out of band, as a pipeline would store them: a flow's own return value is
+        # persisted like any result.
+        values.extend(s.get_secret_value() for s in (key.value, rolled.value,
+                                                     password.password, generated.password))
+
+    users_flow()
+    assert all(values)
+    return values
+
+
 def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
                                        caplog) -> None:
     emulator.seed({
@@ -86,6 +112,7 @@ def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
                 credentials, [SharingTarget(resource="insight", id="1")],
                 new_password=Secret.load("canary-share-password"), refresh_link=True,
                 notification=hook.block())
+            task_values = secret_tasks_in_a_user_flow(credentials)
             emulator.configure(advanced_permissions=False)
             with pytest.raises(RuntimeError):
                 reset_sharing_passwords(
@@ -97,7 +124,7 @@ def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
     rolled = Secret.load("posthog-psak-canary").get()
     assert rolled.startswith("phs_") and rolled != seeded["project_secret_api_keys"][0]["value"]
     canaries = [ADMIN_KEY, rolled, "phs_CANARY_original_value_0001", SHARE_PASSWORD,
-                "pw-CANARY-old-1234"]
+                "pw-CANARY-old-1234", *task_values]
 
     out, err = capfd.readouterr()
     haystacks = {

@@ -64,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.seed_demo:
         apply_seed(emulator.state, demo_spec())
-    if generated:
-        # Printed once so a local user can copy it; it only unlocks this local emulator.
-        print(f"personal API key (all scopes): {generated}", flush=True)
-    print(f"PostHog emulator listening on {emulator.url} (project id 1)", flush=True)
+    def ready() -> None:
+        if generated:
+            # Printed once so a local user can copy it; it only unlocks this local emulator.
+            print(f"personal API key (all scopes): {generated}", flush=True)
+        print(f"PostHog emulator listening on {emulator.url} (project id 1)", flush=True)
+
+    emulator.app.on_startup = ready
     emulator.serve_forever()
     return 0
 

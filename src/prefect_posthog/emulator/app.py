@@ -184,6 +184,7 @@ class EmulatorApp:
         self.state_file = state_file
         self.requests: deque[dict] = deque(maxlen=200_000)
         self.webhook: list[Any] = []
+        self.on_startup: Any = None  # called once the server is about to accept requests
         self._seq = 0
 
     # -- ASGI ------------------------------------------------------------------------------
@@ -221,6 +222,8 @@ class EmulatorApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
+                if self.on_startup is not None:
+                    self.on_startup()
             elif message["type"] == "lifespan.shutdown":
                 self.save()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -1,0 +1,74 @@
+"""The command lines and entry points users run: emulator CLI, serve, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+
+from prefect_posthog.deployments import demo, serve
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "prefect_posthog.emulator", "--port", "0",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "listening on" in line:
+            return proc, line.split("listening on ")[1].split()[0]
+    proc.kill()
+    raise AssertionError("the emulator CLI did not print its URL")
+
+
+def test_emulator_cli_keys_scopes_and_seed(tmp_path) -> None:
+    state = tmp_path / "state.json"
+    proc, url = start_cli("--personal-api-key", "phx_ro:group:read", "--seed-demo",
+                          "--no-advanced-permissions", "--state", str(state))
+    try:
+        headers = {"Authorization": "Bearer phx_ro"}
+        # The URL is printed only once the server answers.
+        listed = httpx.get(f"{url}/api/projects/1/groups/", params={"group_type_index": 0},
+                           headers=headers)
+        assert listed.status_code == 200 and len(listed.json()["results"]) == 100
+        denied = httpx.get(f"{url}/api/projects/1/project_secret_api_keys/", headers=headers)
+        assert denied.json()["detail"] == "API key missing required scope 'project:read'"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    saved = json.loads(state.read_text())["data"]
+    assert len(saved["groups"]) == 3000  # state kept for the next start
+
+
+def test_emulator_cli_generates_a_key_and_rejects_bad_options() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "prefect_posthog.emulator", "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("personal API key (all scopes): phx_")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    bad = subprocess.run([sys.executable, "-m", "prefect_posthog.emulator", "--faults", "boom"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "unknown fault kind" in bad.stderr
+
+
+def test_serve_builds_the_three_deployments_with_block_names() -> None:
+    deployments = {(d.flow_name, d.name): d for d in serve.build()}
+    assert set(deployments) == {
+        ("posthog-rotate-project-secret-api-keys", "monthly"),
+        ("posthog-bulk-update-group-properties", "on-demand"),
+        ("posthog-reset-sharing-passwords", "on-demand")}
+    monthly = deployments[("posthog-rotate-project-secret-api-keys", "monthly")]
+    assert monthly.schedules and monthly.parameters["credentials"] == "posthog"
+
+
+def test_demo_main_job_succeeds(capsys) -> None:
+    assert demo.main() == 0
+    out = capsys.readouterr().out
+    assert "3000 rows: 3000 applied" in out and "old value revoked: True" in out
+    assert "insight 1: reset" in out
