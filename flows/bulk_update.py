@@ -29,6 +29,7 @@ from prefect_posthog.client import (
     PostHogClient,
     PostHogError,
 )
+from prefect_posthog.client.client import query_value
 from prefect_posthog.flows.blocks import load_credentials
 from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
 from prefect_posthog.flows.reporting import publish_report
@@ -213,7 +214,7 @@ class _Planner:
                 for group in page.results:
                     if group.group_key in keys:
                         found[group.group_key] = group.group_properties
-                cursor = _cursor(page.next)
+                cursor = query_value(page.next, "cursor")
                 if not cursor:
                     self.pages.exact[gti] = pages
                     return found
@@ -223,14 +224,6 @@ class _Planner:
             with contextlib.suppress(NotFoundError):  # absent groups stay missing
                 found[key] = self.posthog.find_group(gti, key).group_properties
         return found
-
-
-def _cursor(url: str | None) -> str | None:
-    from urllib.parse import parse_qs, urlsplit
-
-    if not url:
-        return None
-    return (parse_qs(urlsplit(url).query).get("cursor") or [None])[0]
 
 
 def _apply_one(posthog: PostHogClient, row: Row, current: dict[str, Any] | None,
@@ -277,10 +270,11 @@ def _apply_one(posthog: PostHogClient, row: Row, current: dict[str, Any] | None,
             state = posthog.delete_group_property(u.group_type_index, u.group_key,
                                                   key).group_properties
             done.append(f"-{key}")
-    except PostHogError as exc:
+    except Exception as exc:  # one item's failure never stops the others
         applied = f"applied {', '.join(done)}; " if done else ""
+        text = str(exc) if isinstance(exc, PostHogError) else f"{type(exc).__name__}: {exc}"
         return ItemOutcome(**base, status="failed", changes=done,
-                           reason=f"{applied}{exc}"), None, writes
+                           reason=f"{applied}{text[:500]}"), None, writes
     return ItemOutcome(**base, status="applied", changes=done), state, writes
 
 

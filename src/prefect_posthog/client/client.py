@@ -23,6 +23,7 @@ import httpx
 from pydantic import SecretStr
 
 from prefect_posthog.client.errors import (
+    AuthenticationError,
     InvalidInputError,
     NotFoundError,
     OutcomeUnknownError,
@@ -158,6 +159,8 @@ class PostHogClient:
         json: Any = None,
         idempotent: bool = True,
         gone_on_retry: Callable[[PostHogAPIError], bool] | None = None,
+        headers: dict[str, str] | None = None,
+        limited: bool = True,
     ) -> Any:
         """Send one logical request under the retry policy and the rate limiter.
 
@@ -173,9 +176,11 @@ class PostHogClient:
             attempt += 1
             if self._before_request is not None:
                 self._before_request()
-            slot = self.limiter.acquire() if self.limiter else None
+            limiter = self.limiter if limited else None
+            slot = limiter.acquire() if limiter else None
             try:
-                response = self._http.request(method, path, params=params, json=json)
+                response = self._http.request(method, path, params=params, json=json,
+                                              headers=headers)
             except httpx.TransportError as exc:
                 reason = type(exc).__name__
                 arrived = not isinstance(exc, _NOT_SENT)
@@ -192,8 +197,8 @@ class PostHogClient:
                 self._sleep(delay)
                 continue
             finally:
-                if slot is not None and self.limiter is not None:
-                    self.limiter.release(slot)
+                if slot is not None and limiter is not None:
+                    limiter.release(slot)
 
             status = response.status_code
             logger.debug("%s %s -> %d (attempt %d)", method, url_path, status, attempt)
@@ -215,8 +220,8 @@ class PostHogClient:
             self._redact(error)
             if maybe_applied and gone_on_retry is not None and gone_on_retry(error):
                 return None
-            if status == 429 and retry_after and self.limiter is not None:
-                self.limiter.pause(retry_after)
+            if status == 429 and retry_after and limiter is not None:
+                limiter.pause(retry_after)
             if status not in RETRYABLE_STATUSES:
                 raise error
             if status != 429:
@@ -284,7 +289,7 @@ class PostHogClient:
             page = self.list_groups(group_type_index, search=search, group_key=group_key,
                                     cursor=cursor)
             yield from page.results
-            cursor = _query_value(page.next, "cursor")
+            cursor = query_value(page.next, "cursor")
             if not cursor:
                 return
 
@@ -626,32 +631,17 @@ class PostHogClient:
             True on 200, False on 401.
         """
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        path = f"{self._http.base_url.path}feature_flags/local_evaluation/"
-        path = path.replace(f"/api/{self.path_style}/", "/api/projects/", 1)
-        for attempt in range(1, self.retry.max_attempts + 1):
-            try:
-                response = self._http.get(f"{self.host}{path}",
-                                          headers={"Authorization": f"Bearer {raw}"})
-            except httpx.TransportError as exc:
-                if attempt == self.retry.max_attempts:
-                    raise PostHogTransportError(
-                        f"check_project_secret_api_key: {type(exc).__name__}") from None
-                self._sleep(self.retry.delay(attempt, None))
-                continue
-            if response.status_code == 200:
-                return True
-            if response.status_code == 401:
-                return False
-            if response.status_code in RETRYABLE_STATUSES and attempt < self.retry.max_attempts:
-                self._sleep(self.retry.delay(
-                    attempt, parse_retry_after(response.headers.get("Retry-After"))))
-                continue
-            raise error_from_response(response.status_code, self._body(response), method="GET",
-                                      path=path)
-        raise AssertionError("unreachable")
+        try:
+            self._request("check_project_secret_api_key", "GET",
+                          "feature_flags/local_evaluation/",
+                          headers={"Authorization": f"Bearer {raw}"}, limited=False)
+        except AuthenticationError:
+            return False
+        return True
 
 
-def _query_value(url: str | None, name: str) -> str | None:
+def query_value(url: str | None, name: str) -> str | None:
+    """One query parameter of a ``next`` URL (PostHog's pagination links are absolute)."""
     if not url:
         return None
     values = parse_qs(urlsplit(url).query).get(name)
