@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import (
+    InvalidInputError,
     PostHogClient,
     PostHogTransportError,
     RateLimitedError,
@@ -66,8 +67,6 @@ def api_task(name: str, *, idempotent: bool, secret: bool = False,
 def client_for(credentials: PostHogCredentials, project_id: int | str | None) -> PostHogClient:
     """A client for the task's credentials, with the per-call project override."""
     if not isinstance(credentials, PostHogCredentials):
-        from prefect_posthog.client import InvalidInputError
-
         raise InvalidInputError("credentials", "must be a PostHogCredentials block (e.g. "
                                 "PostHogCredentials.load('my-posthog')), never a raw key")
     return credentials.get_client(project_id)

@@ -403,3 +403,76 @@ def test_state_file_round_trip(tmp_path) -> None:
                       params={"group_type_index": 0, "group_key": "kept"},
                       headers={"Authorization": "Bearer phx_s"})
         assert r.status_code == 200
+
+
+# -- more of SPEC, one statement each -------------------------------------------------------------
+
+def test_key_in_body_and_form_encoded_bodies(api, emulator, acme) -> None:
+    r = httpx.post(f"{emulator.url}/api/projects/1/groups/update_property/",
+                   params={"group_type_index": 0, "group_key": "acme"},
+                   data={"key": "via", "value": "form", "personal_api_key": ADMIN_KEY})
+    assert r.status_code == 200 and r.json()["group_properties"]["via"] == "form"
+    r = httpx.get(f"{emulator.url}/api/projects/1/groups/", params={"group_type_index": 0},
+                  headers={"Authorization": "Bearer phx_wrong"})
+    assert "Authorization header" in r.json()["detail"]
+    r = httpx.post(f"{emulator.url}/api/projects/1/groups/", json={"personal_api_key": "bad"})
+    assert r.json()["detail"] == "Personal API key found in request body is invalid."
+
+
+def test_org_forbidding_personal_keys_for_members(api, emulator) -> None:
+    emulator.seed({"organizations": [{"id": "org-1", "name": "Strict",
+                                      "members_can_use_personal_api_keys": False}],
+                   "users": [{"id": 6, "org_level": "member"}],
+                   "personal_api_keys": [{"value": "phx_m6", "user": 6}]})
+    r = api("GET", "groups/?group_type_index=0", key="phx_m6")
+    assert r.status_code == 403 and r.json()["detail"].startswith(
+        "Organization 'Strict' does not allow using personal API keys.")
+    assert api("GET", "groups/?group_type_index=0").status_code == 200  # admins still may
+
+
+def test_public_sharing_disabled(api, emulator, insight) -> None:
+    emulator.seed({"organizations": [{"id": "org-1", "name": "Org",
+                                      "public_sharing_allowed": False}]})
+    r = api("PATCH", "insights/7/sharing", json={"enabled": True})
+    assert r.status_code == 403 and r.json()["detail"] == \
+        "Public sharing is disabled for this organization."
+    assert api("PATCH", "insights/7/sharing", json={"enabled": False}).status_code == 200
+
+
+def test_dashboard_legacy_share_token_adopted_by_get_and_cleared_by_refresh(api,
+                                                                           emulator) -> None:
+    emulator.seed({"dashboards": [{"id": 4, "share_token": "legacy-token-123"}]})
+    first = api("GET", "dashboards/4/sharing").json()
+    assert first["access_token"] == "legacy-token-123" and first["enabled"] is False
+    assert first["created_at"] is not None  # GET saved it
+    refreshed = api("POST", "dashboards/4/sharing/refresh").json()
+    assert refreshed["access_token"] != "legacy-token-123"
+    assert api("GET", "dashboards/4/sharing").json()["access_token"] == \
+        refreshed["access_token"]
+
+
+def test_capture_failure_body_after_the_write(api, emulator, acme) -> None:
+    emulator.set_faults(schedule=[{"operation": "update_group_property", "fault": "capture"}])
+    r = api("POST", "groups/update_property?group_type_index=0&group_key=acme",
+            json={"key": "tier", "value": "gold"})
+    assert r.status_code == 502 and r.json()["type"] == "capture_http_error"
+    found = api("GET", "groups/find?group_type_index=0&group_key=acme").json()
+    assert found["group_properties"]["tier"] == "gold"  # the write happened first
+
+
+def test_missing_group_type_mapping_is_404(api, emulator, acme) -> None:
+    state = emulator.read_state()
+    assert state["group_types"]["1"]["0"]
+    emulator.seed({"groups": [{"group_type_index": 3, "group_key": "t3"}]})
+    emulator.state.data["group_types"]["1"].pop("3")
+    r = api("POST", "groups/update_property?group_type_index=3&group_key=t3",
+            json={"key": "a", "value": 1})
+    assert r.status_code == 404
+
+
+def test_psak_rename_to_existing_label_is_a_500(api) -> None:
+    body = {"scopes": ["feature_flag:read"]}
+    api("POST", "project_secret_api_keys/", json={"label": "a", **body})
+    key = api("POST", "project_secret_api_keys/", json={"label": "b", **body}).json()
+    r = api("PATCH", f"project_secret_api_keys/{key['id']}/", json={"label": "a"})
+    assert r.status_code == 500 and r.json()["type"] == "server_error"  # SPEC §3.4

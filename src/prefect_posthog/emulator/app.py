@@ -347,8 +347,15 @@ class EmulatorApp:
         if key.get("scoped_teams") and team["id"] not in key["scoped_teams"]:
             raise forbidden(f"API key does not have access to the requested project: "
                             f"ID {team['id']}.")
-        if self.state.org_level(user, team) is None:
+        level = self.state.org_level(user, team)
+        if level is None:
             raise forbidden("You don't have access to the project.")
+        org = data["organizations"][team["organization"]]
+        if org.get("members_can_use_personal_api_keys") is False and level not in (
+                "admin", "owner"):
+            raise forbidden(f"Organization '{org['name']}' does not allow using personal API "
+                            "keys. Contact an admin to enable personal API keys for this "
+                            "organization.")
 
         if self.throttle.windows:
             wait = self.throttle.check(value, self.state.now())

@@ -38,7 +38,8 @@ def apply_seed(state: PostHogState, spec: dict[str, Any]) -> dict[str, Any]:
     for org in spec.get("organizations", []):
         entry = data["organizations"].setdefault(org["id"], {"id": org["id"], "members": {}})
         entry["name"] = org.get("name", org["id"])
-        for flag in ("advanced_permissions", "public_sharing_allowed"):
+        for flag in ("advanced_permissions", "public_sharing_allowed",
+                     "members_can_use_personal_api_keys"):
             if flag in org:
                 entry[flag] = bool(org[flag])
         entry["members"].update({str(k): v for k, v in org.get("members", {}).items()})
@@ -76,7 +77,8 @@ def apply_seed(state: PostHogState, spec: dict[str, Any]) -> dict[str, Any]:
     for kind in ("insights", "dashboards"):
         for item in spec.get(kind, []):
             data[kind].setdefault(str(item.get("project", 1)), {})[str(item["id"])] = {
-                "id": int(item["id"]), "name": item.get("name", f"{kind[:-1]} {item['id']}")}
+                "id": int(item["id"]), "name": item.get("name", f"{kind[:-1]} {item['id']}"),
+                "share_token": item.get("share_token")}
     segment = {"insight": "insights", "dashboard": "dashboards",
                "session_recording": "session_recordings"}
     for share in spec.get("sharing", []):

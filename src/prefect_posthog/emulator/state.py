@@ -536,7 +536,16 @@ class PostHogState:
 
     def get_sharing(self, req: Request) -> tuple[int, Any]:
         resource = self._resource(req)
-        return 200, self._config_out(self._active_config(resource))
+        config = self._active_config(resource)
+        if req.params["resource"] == "dashboards":
+            # SPEC §2.1: a dashboard's legacy share_token is adopted (and saved) by GET,
+            # without turning sharing on.
+            dashboard = self.data["dashboards"][str(req.team["id"])][req.params["resource_id"]]
+            legacy = dashboard.get("share_token")
+            if legacy and (config is None or config["access_token"] != legacy):
+                config = config or self._new_config(resource, req.now)
+                config["access_token"] = legacy
+        return 200, self._config_out(config)
 
     def update_sharing(self, req: Request) -> tuple[int, Any]:
         resource = self._resource(req)
@@ -589,6 +598,9 @@ class PostHogState:
         current = self._active_config(resource)
         for config in active:
             config["expires_at"] = req.now + SHARING_GRACE_SECONDS
+        if req.params["resource"] == "dashboards":  # SPEC §2.3: the legacy token is cleared
+            self.data["dashboards"][str(req.team["id"])][req.params["resource_id"]][
+                "share_token"] = None
         new = self._new_config(
             resource, req.now,
             enabled=current["enabled"] if current else False,
