@@ -355,3 +355,14 @@ def test_password_reset_partial_failure_and_rerun_removes_strays(credentials, em
     assert len(notes) == 1 and "deadbeef" not in notes[0]  # old and stray both gone
     report = reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")])
     assert report.targets[0].status == "reset" and report.targets[0].removed_passwords == 1
+
+
+def test_rotation_of_a_key_that_cannot_be_checked(credentials, emulator) -> None:
+    emulator.seed({"project_secret_api_keys": [{"label": "endpoints",
+                                                "scopes": ["endpoint:read"]}]})
+    report = rotate_project_secret_api_keys(credentials, KeySelector(labels=["endpoints"]))
+    [outcome] = report.outcomes
+    assert outcome.status == "rotated" and outcome.new_value_works is None
+    assert "not verified" in outcome.reason and outcome.stored_in
+    state = next(iter(emulator.read_state()["project_secret_api_keys"].values()))
+    assert state["last_rolled_at"] is not None
