@@ -21,8 +21,9 @@ def stack(tmp_path_factory):
     local = LocalStack(tmp_path_factory.mktemp("prefect-home"), port=0, emulator_port=0)
     local.up()
     yield local
+    started = list(local.processes)
     local.down()
-    assert all(p.poll() is not None for p in local.processes) or not local.processes
+    assert started and all(p.poll() is not None for p in started)
 
 
 def deployment(stack: LocalStack, flow_name: str) -> dict:
