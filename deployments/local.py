@@ -67,8 +67,12 @@ class LocalStack:
         return proc
 
     def _prefect(self, *args: str) -> None:
-        subprocess.run([sys.executable, "-m", "prefect", *args], env=self.env, check=True,
-                       capture_output=True, timeout=180)
+        result = subprocess.run([sys.executable, "-m", "prefect", *args], env=self.env,
+                                capture_output=True, text=True, timeout=180)
+        if result.returncode != 0:
+            # Prefect's own output says why (block and pool names only, no secrets).
+            raise RuntimeError(f"`prefect {' '.join(args)}` failed:\n"
+                               f"{(result.stdout + result.stderr)[-2000:]}")
 
     def _wait(self, url: str, what: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

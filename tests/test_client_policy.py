@@ -148,6 +148,8 @@ def test_retry_after_beyond_cap_is_raised_not_slept() -> None:
     with pytest.raises(RateLimitedError) as info:
         client.find_group(0, "acme")
     assert info.value.retry_after == 900 and sleeps == []
+    # Prefect pickles failed-task exceptions: the wait must survive the round trip.
+    assert pickle.loads(pickle.dumps(info.value)).retry_after == 900
 
 
 @pytest.mark.parametrize(("status", "body", "cls", "check"), [

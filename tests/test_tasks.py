@@ -14,6 +14,7 @@ from prefect_posthog.client import (
     NotFoundError,
     OutcomeUnknownError,
     PermissionDeniedError,
+    RetryPolicy,
     ServerError,
     ValidationError,
 )
@@ -89,17 +90,13 @@ def test_tasks_refuse_raw_key_strings(seeded) -> None:
     assert info.value.field == "credentials"
 
 
-def test_idempotent_task_retries_outage_beyond_client(credentials, seeded, emulator) -> None:
+def test_idempotent_task_retries_outage_beyond_client(credentials, seeded, emulator,
+                                                      monkeypatch) -> None:
     # 5 client attempts fail (503) and the first task retry succeeds.
     emulator.set_faults(schedule=[{"operation": "find_group", "fault": "503", "count": 5}])
     fast = credentials.model_copy(update={"max_attempts": 5})
-    import prefect_posthog.client.retry as retry_module
-    policy_delay = retry_module.RetryPolicy.delay
-    retry_module.RetryPolicy.delay = lambda self, a, r: 0.0
-    try:
-        assert run(t.find_group, fast, 0, "c0").group_key == "c0"
-    finally:
-        retry_module.RetryPolicy.delay = policy_delay
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, attempt, retry_after: 0.0)
+    assert run(t.find_group, fast, 0, "c0").group_key == "c0"
     ops = [r for r in emulator.read_requests() if r["operation"] == "find_group"]
     assert len(ops) == 6
 

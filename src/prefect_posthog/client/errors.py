@@ -119,11 +119,16 @@ class PostHogAPIError(PostHogError):
             "detail": self.detail,
             "attr": self.attr,
         }
-        return (_rebuild_api_error, (type(self), self.status_code, kwargs))
+        extra = {k: v for k, v in self.__dict__.items() if k not in kwargs and k != "status_code"}
+        return (_rebuild_api_error, (type(self), self.status_code, kwargs, extra))
 
 
-def _rebuild_api_error(cls: type[PostHogAPIError], status: int, kwargs: dict) -> PostHogAPIError:
-    return cls(status, **kwargs)
+def _rebuild_api_error(cls: type[PostHogAPIError], status: int, kwargs: dict,
+                       extra: dict | None = None) -> PostHogAPIError:
+    # Prefect pickles a failed task's exception: keep attributes such as retry_after.
+    error = cls(status, **kwargs)
+    error.__dict__.update(extra or {})
+    return error
 
 
 class AuthenticationError(PostHogAPIError):
