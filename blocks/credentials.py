@@ -8,9 +8,10 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from prefect_posthog.client import PostHogClient, RetryPolicy, parse_rates
+from prefect_posthog.client import InvalidInputError, PostHogClient, RetryPolicy, parse_rates
+from prefect_posthog.client.client import check_personal_api_key
 
 POSTHOG_US = "https://us.posthog.com"
 POSTHOG_EU = "https://eu.posthog.com"
@@ -43,6 +44,9 @@ class PostHogCredentials(CredentialsBlock):
             print(posthog.list_groups(group_type_index=0).results)
         ```
     """
+
+    # A rejected personal key must never be quoted back in a validation error.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     _block_type_name = "PostHog Credentials"
     _block_type_slug = "posthog-credentials"
@@ -107,10 +111,10 @@ class PostHogCredentials(CredentialsBlock):
     @field_validator("personal_api_key")
     @classmethod
     def _check_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("personal_api_key is empty; create one in PostHog under "
-                             "Settings > Personal API keys")
-        return value
+        try:
+            return SecretStr(check_personal_api_key(value.get_secret_value()))
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("project_id", mode="before")
     @classmethod

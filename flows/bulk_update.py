@@ -11,10 +11,11 @@ from contextvars import copy_context
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from prefect import flow, task
+from prefect import Flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from prefect.settings import get_current_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
@@ -28,11 +29,14 @@ from prefect_posthog.client import (
     OutcomeUnknownError,
     PostHogClient,
     PostHogError,
+    ProjectNotFoundError,
 )
 from prefect_posthog.client.client import query_value
 from prefect_posthog.flows.blocks import load_credentials
 from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
+from prefect_posthog.flows.preflight import project_or_fail
 from prefect_posthog.flows.reporting import publish_report
+from prefect_posthog.tasks import list_group_types
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,14 +67,47 @@ class BatchResult(BaseModel):
 
 # -- input ---------------------------------------------------------------------------------------
 
+_ID_COLUMNS = ("group_type_index", "group_key", "$unset")
+
+
+def _check_utf8(path: Path) -> None:
+    """Name the first line that is not UTF-8 (a BOM is fine), before any row is parsed."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInputError("source_path", f"{path.name} line {number} is not "
+                                        f"UTF-8 (byte {exc.start + 1} of the line); save the "
+                                        "file as UTF-8") from None
+
+
 def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(newline="") as handle:
-        for record in csv.DictReader(handle):
-            sets = {k: v for k, v in record.items()
-                    if k not in ("group_type_index", "group_key", "$unset") and v not in ("", None)}
-            unset = [n for n in (record.get("$unset") or "").split(";") if n]
-            yield {"group_type_index": record.get("group_type_index"),
-                   "group_key": record.get("group_key"), "set": sets, "unset": unset}
+    # utf-8-sig: a spreadsheet's byte-order mark would otherwise glue onto the first header.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip() for h in next(reader, [])]
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            raise InvalidInputError("source_path", f"{path.name}: column {repeated[0]!r} "
+                                    "appears more than once in the header")
+        missing = [c for c in _ID_COLUMNS[:2] if c not in header]
+        if header and missing:
+            raise InvalidInputError("source_path", f"{path.name}: the header has no "
+                                    f"{missing[0]!r} column")
+        index = 0
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            index += 1
+            if len(cells) != len(header):
+                raise InvalidInputError(f"row {index}", f"has {len(cells)} cells but the header "
+                                        f"has {len(header)} (file line {reader.line_num})")
+            record = dict(zip(header, cells, strict=True))
+            sets = {k: v for k, v in record.items() if k not in _ID_COLUMNS and v != ""}
+            unset = [n for n in record.get("$unset", "").split(";") if n.strip()]
+            yield {"group_type_index": record["group_type_index"],
+                   "group_key": record["group_key"], "set": sets, "unset": unset}
 
 
 def _raw_rows(path: Path) -> Iterator[Any]:
@@ -78,13 +115,29 @@ def _raw_rows(path: Path) -> Iterator[Any]:
     if suffix == ".csv":
         yield from _csv_rows(path)
     elif suffix in (".jsonl", ".ndjson"):
-        with path.open() as handle:
-            for line in handle:
-                if line.strip():
+        with path.open(encoding="utf-8-sig") as handle:
+            index = 0
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                index += 1
+                try:
                     yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InvalidInputError(f"row {index}", f"file line {number} is not valid "
+                                            f"JSON ({exc.msg} at column {exc.colno})") from None
     elif suffix == ".json":
-        with path.open() as handle:
-            yield from json.load(handle)
+        with path.open(encoding="utf-8-sig") as handle:
+            try:
+                rows = json.load(handle)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError("source_path", f"{path.name} is not valid JSON "
+                                        f"({exc.msg} at line {exc.lineno} column "
+                                        f"{exc.colno})") from None
+        if not isinstance(rows, list):
+            raise InvalidInputError("source_path", f"{path.name} must hold a JSON array of "
+                                    "rows")
+        yield from rows
     else:
         raise InvalidInputError("source_path", f"{path.name}: use a .csv, .json or .jsonl file")
 
@@ -93,9 +146,10 @@ def _parse(raw: Any, row: int) -> Row:
     try:
         return Row(row=row, update=GroupPropertyUpdate.model_validate(raw))
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "row"
-        raise InvalidInputError(f"row {row}: {where}", first["msg"]) from None
+        first = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(f"row {row}: {where}" if where else f"row {row}",
+                                first["msg"].removeprefix("Value error, ")) from None
 
 
 def read_rows(updates: Iterable[Any] | None, source_path: str | None) -> Iterator[Row]:
@@ -116,17 +170,46 @@ def read_rows(updates: Iterable[Any] | None, source_path: str | None) -> Iterato
 def validate_input(updates: list[Any] | None, source_path: str | None) -> int:
     """Check every row before anything is written; return the row count.
 
+    Rows for the same group are allowed when they agree; two rows giving one property of
+    one group different values (or setting and removing it) are refused, since any order
+    of applying them would rewrite the property on every run.
+
     Raises:
         InvalidInputError: Naming the row and the field of the first bad row.
     """
+    if source_path is not None and Path(source_path).is_file():
+        _check_utf8(Path(source_path))
     count = 0
+    seen: set[int] = set()
+    repeated: set[int] = set()  # hashes only: a 100k-row input stays small in memory
     try:
-        for _ in read_rows(updates, source_path):
+        for row in read_rows(updates, source_path):
             count += 1
-    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
-        raise InvalidInputError("source_path", f"cannot parse after row {count}: "
-                                f"{type(exc).__name__}") from None
+            ident = hash((row.update.group_type_index, row.update.group_key))
+            (repeated if ident in seen else seen).add(ident)
+    except csv.Error as exc:
+        raise InvalidInputError(f"row {count + 1}", f"is not valid CSV ({exc})") from None
+    if repeated:
+        _refuse_conflicts(read_rows(updates, source_path), repeated)
     return count
+
+
+def _refuse_conflicts(rows: Iterator[Row], repeated: set[int]) -> None:
+    wanted: dict[tuple[int, str], dict[str, tuple[str, int]]] = {}
+    for row in rows:
+        u = row.update
+        if hash((u.group_type_index, u.group_key)) not in repeated:
+            continue
+        props = wanted.setdefault((u.group_type_index, u.group_key), {})
+        for name, value in [*((k, json.dumps(v, sort_keys=True)) for k, v in u.set.items()),
+                            *((k, "<unset>") for k in u.unset)]:
+            earlier = props.get(name)
+            if earlier is not None and earlier[0] != value:
+                raise InvalidInputError(
+                    f"row {row.row}: {'unset' if value == '<unset>' else 'set'}.{name}",
+                    f"conflicts with row {earlier[1]}, which gives group {u.group_key!r} "
+                    f"another value for {name!r}; merge the two rows")
+            props[name] = (value, row.row)
 
 
 def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -221,8 +304,12 @@ class _Planner:
             self.pages.at_least[gti] = max(pages, self.pages.at_least.get(gti, 0))
         for key in keys - found.keys():
             self.reads += 1
-            with contextlib.suppress(NotFoundError):  # absent groups stay missing
+            try:
                 found[key] = self.posthog.find_group(gti, key).group_properties
+            except ProjectNotFoundError:
+                raise
+            except NotFoundError:  # absent groups stay missing
+                pass
         return found
 
 
@@ -311,9 +398,18 @@ def apply_group_property_batch(
         for row in rows:
             by_group.setdefault((row.update.group_type_index, row.update.group_key), []).append(row)
         state: dict[tuple[int, str], dict[str, Any] | None] = {}
+        unread: list[ItemOutcome] = []
         for gti in sorted({g for g, _ in by_group}):
             keys = {k for g, k in by_group if g == gti}
-            found = planner.current(gti, keys)
+            try:
+                found = planner.current(gti, keys)
+            except PostHogError as exc:
+                # Planning gave up (after its retries): these rows get an outcome, the rest
+                # of the batch goes on.
+                for key in sorted(keys):
+                    unread += failed_outcomes(by_group.pop((gti, key)),
+                                              f"could not read the current state: {exc}")
+                continue
             for key in keys:
                 state[(gti, key)] = found.get(key)
 
@@ -332,15 +428,39 @@ def apply_group_property_batch(
             return outcomes, writes
 
         results = _run_bounded(run_group, list(by_group), max_concurrency)
-    outcomes = sorted((o for res, _ in results for o in res), key=lambda o: o.row)
+    outcomes = sorted([*unread, *(o for res, _ in results for o in res)], key=lambda o: o.row)
     return BatchResult(outcomes=outcomes, reads=planner.reads,
                        writes=sum(w for _, w in results), pages=planner.pages)
 
 
+def failed_outcomes(rows: list[Row], reason: str) -> list[ItemOutcome]:
+    """A ``failed`` outcome for each row, with nothing applied."""
+    return [ItemOutcome(row=r.row, group_type_index=r.update.group_type_index,
+                        group_key=r.update.group_key, status="failed", reason=reason[:500])
+            for r in rows]
+
+
 # -- the flow --------------------------------------------------------------------------------------
 
-@flow(name="posthog-bulk-update-group-properties", persist_result=False,
-      task_runner=ThreadPoolTaskRunner(max_workers=2))
+class _BulkUpdateFlow(Flow):
+    """The bulk flow, whose ``updates`` never make a flow run too large to create.
+
+    Prefect stores a run's parameters and its server refuses more than
+    ``PREFECT_SERVER_API_MAX_PARAMETER_SIZE`` (512 KB), with a 422 naming no field. A large
+    ``updates`` list passed from Python is stored as a short placeholder instead, as Prefect
+    does for values it cannot serialise; the rows themselves are used in memory.
+    """
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        serialized = super().serialize_parameters(parameters)
+        limit = get_current_settings().server.api.max_parameter_size
+        size = len(json.dumps(serialized, default=str, separators=(",", ":")))
+        if limit > 0 and size > limit // 2 and isinstance(parameters.get("updates"), list):
+            serialized["updates"] = (f"<{len(parameters['updates'])} updates, too large to "
+                                     "store as a parameter; see the run's artifacts>")
+        return serialized
+
+
 def bulk_update_group_properties(
     credentials: PostHogCredentials | str,
     updates: list[GroupPropertyUpdate] | None = None,
@@ -406,7 +526,11 @@ def bulk_update_group_properties(
     credentials = load_credentials(credentials)
     total = validate_input(updates, source_path)
     logger.info("Validated %d rows%s", total, " (dry run)" if dry_run else "")
-    report = BulkUpdateReport(dry_run=dry_run, report_path=report_path)
+    # One read proves the project (and host) before any write: a wrong one would otherwise
+    # turn every row into a green "skipped: group does not exist".
+    project_or_fail(credentials, project_id,
+                    lambda: list_group_types(credentials, project_id=project_id))
+    report = BulkUpdateReport(dry_run=dry_run, report_path=report_path, reads=1)
     progress = create_progress_artifact(0.0, key="posthog-bulk-update-progress",
                                         description="Bulk group property update")
     pages = PageKnowledge()
@@ -417,10 +541,15 @@ def bulk_update_group_properties(
         done = 0
         for batch in chunks(read_rows(updates, source_path), batch_size):
             # quote: Prefect would otherwise walk and rebuild every row of the batch.
-            result = apply_group_property_batch(
-                credentials, quote(batch), batch[0].row, pages, dry_run=dry_run,
-                create_missing=create_missing, max_concurrency=max_concurrency,
-                concurrency_limit_name=concurrency_limit_name, project_id=project_id)
+            try:
+                result = apply_group_property_batch(
+                    credentials, quote(batch), batch[0].row, pages, dry_run=dry_run,
+                    create_missing=create_missing, max_concurrency=max_concurrency,
+                    concurrency_limit_name=concurrency_limit_name, project_id=project_id)
+            except Exception as exc:  # the batch task crashed: its rows still get outcomes
+                text = str(exc) if isinstance(exc, PostHogError) else type(exc).__name__
+                result = BatchResult(outcomes=failed_outcomes(batch, f"batch failed: {text}"),
+                                     reads=0, writes=0, pages=pages)
             pages = result.pages
             report.reads += result.reads
             report.writes += result.writes
@@ -455,3 +584,8 @@ def bulk_update_group_properties(
         raise RuntimeError(f"{report.failed} of {report.total} items failed; see the "
                            "posthog-bulk-update artifact for each reason")
     return report
+
+
+bulk_update_group_properties = _BulkUpdateFlow(
+    bulk_update_group_properties, name="posthog-bulk-update-group-properties",
+    persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=2))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prefect_posthog.client import InvalidInputError
 from prefect_posthog.client.models import SharingResource
 
 ItemStatus = Literal["applied", "unchanged", "skipped", "failed", "planned"]
@@ -26,6 +28,12 @@ class GroupPropertyUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> GroupPropertyUpdate:
+        if not self.group_key.strip():
+            raise ValueError("group_key is blank")
+        for name, value in self.set.items():
+            if not _finite(value):
+                raise ValueError(f"set.{name} holds NaN or infinity, which JSON (and PostHog) "
+                                 "cannot store")
         nulls = [k for k, v in self.set.items() if v is None]
         if nulls:
             raise ValueError(f"set.{nulls[0]} is null; PostHog rejects null values, list the "
@@ -36,6 +44,16 @@ class GroupPropertyUpdate(BaseModel):
         if any(not k for k in [*self.set, *self.unset]):
             raise ValueError("property names must not be empty")
         return self
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 class ItemOutcome(BaseModel):
@@ -79,43 +97,73 @@ _BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 def block_name(template: str, **values: Any) -> str:
     """Fill a Secret block name template with slugified values (Prefect allows only
-    lowercase letters, digits and dashes)."""
+    lowercase letters, digits and dashes).
+
+    Raises:
+        InvalidInputError: The template names an unknown field or yields a name Prefect
+            would reject.
+    """
     slugs = {k: re.sub(r"[^a-z0-9]+", "-", str(v).lower()).strip("-") for k, v in values.items()}
     try:
         name = template.format(**slugs)
-    except (KeyError, IndexError) as exc:
-        raise ValueError(f"secret_block_name_template {template!r} uses an unknown field "
-                         f"{exc}; available: {', '.join(sorted(values))}") from None
-    if not _BLOCK_NAME.match(name):
-        raise ValueError(f"secret block name {name!r} from the template is not a valid block "
-                         "name (lowercase letters, digits and dashes)")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InvalidInputError("secret_block_name_template", f"{template!r} uses an unknown "
+                                f"field {exc}; available: "
+                                + ", ".join("{" + k + "}" for k in sorted(values))) from None
+    if not _BLOCK_NAME.match(name) or name.endswith("-"):
+        raise InvalidInputError("secret_block_name_template", f"gives {name!r}, which is not "
+                                "a valid Prefect block name (lowercase letters, digits and "
+                                "dashes, starting with a letter or digit and not ending in a "
+                                "dash); add {id} to the template")
     return name
 
 
 class KeySelector(BaseModel):
-    """Which project secret API keys to rotate; a key matching any criterion is selected."""
+    """Which project secret API keys to rotate.
+
+    Criteria narrow: a key is selected only when it meets **every** criterion given; the
+    values inside one list are alternatives. ``labels=["a", "b"], older_than_days=30``
+    selects the keys labelled a or b that are older than 30 days. Ids and labels that name
+    no key of the project are an error, before anything is rolled.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[str] = Field(default_factory=list, description="Key ids.")
-    labels: list[str] = Field(default_factory=list, description="Exact labels.")
+    ids: list[str] = Field(
+        default_factory=list,
+        description="Only these key ids (any of them). Every id must exist in the project.")
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Only keys with one of these exact labels. Every label must exist.")
     label_pattern: str | None = Field(
-        None, description="Shell-style label pattern, e.g. 'flags-*'.")
+        None, description="Only keys whose label matches this shell-style pattern, e.g. "
+        "`flags-*`.")
     older_than_days: float | None = Field(
-        None, gt=0, description="Keys last rolled (or created) more than N days ago.")
-    all_keys: bool = Field(False, description="Every key of the project.")
+        None, gt=0, description="Only keys last rolled (or, never rolled, created) more than "
+        "this many days ago.")
+    all_keys: bool = Field(
+        False, description="Every key of the project; cannot be combined with the other "
+        "criteria.")
 
     @model_validator(mode="after")
     def _check(self) -> KeySelector:
-        if not (self.ids or self.labels or self.label_pattern or self.older_than_days
-                or self.all_keys):
+        narrowing = bool(self.ids or self.labels or self.label_pattern
+                         or self.older_than_days is not None)
+        if not narrowing and not self.all_keys:
             raise ValueError("selector is empty: give ids, labels, label_pattern, "
                              "older_than_days or all_keys=true")
+        if narrowing and self.all_keys:
+            raise ValueError("all_keys cannot be combined with ids, labels, label_pattern or "
+                             "older_than_days: criteria narrow the selection")
         return self
 
 
 class KeyRotationOutcome(BaseModel):
-    """What happened to one key (never its value)."""
+    """What happened to one key (never its value).
+
+    ``rotated`` means the final check passed: after any late write could have landed, the
+    key's live value (its mask and ``last_rolled_at``) is the one the job stored.
+    """
 
     id: str
     label: str
@@ -125,7 +173,11 @@ class KeyRotationOutcome(BaseModel):
     stored_in: str | None = None
     new_value_works: bool | None = None
     old_value_revoked: bool | None = None
-    reconciled: bool = Field(False, description="A lost roll response was reconciled.")
+    verification: str | None = Field(
+        None, description="What the final check established about the stored value.")
+    rolls: int = Field(0, description="Roll calls made for this key.")
+    reconciled: bool = Field(False, description="A roll's outcome was unknown and was "
+                             "reconciled.")
     reason: str | None = None
 
 
@@ -161,7 +213,12 @@ class SharingTarget(BaseModel):
 
 
 class PasswordResetOutcome(BaseModel):
-    """What happened to one shared object (never the password)."""
+    """What happened to one shared object (never the password).
+
+    ``reset`` means the final check passed: after any late write could have landed, the
+    share requires a password, the only active password is the one stored, and
+    ``share_url`` is the live link.
+    """
 
     resource: SharingResource
     id: str
@@ -171,6 +228,10 @@ class PasswordResetOutcome(BaseModel):
     removed_passwords: int = 0
     link_refreshed: bool = False
     stored_in: str | None = None
+    stored_secret: str | None = Field(
+        None, description="After a failure: whether the stored password is the working one "
+        "or the change was rolled back.")
+    note: str | None = Field(None, description="The note marking this run's password.")
     reconciled: bool = False
     reason: str | None = None
 

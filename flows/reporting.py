@@ -9,6 +9,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.abstract import NotificationBlock
 from prefect.logging import get_run_logger
 
+from prefect_posthog.client.redaction import SECRETS
+
 # Prefect Cloud rejects request bodies over 5 MiB: keep a table well under it.
 MAX_TABLE_ROWS = 5000
 
@@ -17,10 +19,13 @@ def publish_report(key: str, title: str, summary: dict[str, Any],
                    rows: Sequence[dict[str, Any]], note: str = "") -> None:
     """A markdown summary plus a table of per-item outcomes, both keyed for the Artifacts page.
 
-    Rows must never hold a secret; callers pass outcome models, which have no secret field.
+    Rows never hold a secret field; every text is still redacted against the secrets the
+    process has handled, since some cells (reasons, links) echo what a server answered.
     """
+    rows = [{k: SECRETS.redact(v) if isinstance(v, str) else v for k, v in row.items()}
+            for row in rows]
     lines = [f"# {title}", "", "| | |", "|---|---|"]
-    lines += [f"| {name} | {value} |" for name, value in summary.items()]
+    lines += [f"| {name} | {SECRETS.redact(str(value))} |" for name, value in summary.items()]
     if note:
         lines += ["", note]
     create_markdown_artifact("\n".join(lines), key=f"{key}-summary", description=title)
@@ -54,7 +59,7 @@ def notify(block: NotificationBlock | None, subject: str, body: str) -> str | No
         return None
     try:
         with block.raise_on_failure():
-            block.notify(body, subject=subject)
+            block.notify(SECRETS.redact(body) or "", subject=SECRETS.redact(subject))
     except Exception as exc:  # delivery failures of any block type are reported, not raised
         # The exception text can hold the webhook URL, itself a credential: keep only the
         # error type and status.

@@ -10,8 +10,30 @@ from itertools import islice
 from typing import Any
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.client import ActivityPage, Group, PropertyCount, RelatedActor
+from prefect_posthog.client import ActivityPage, Group, GroupType, PropertyCount, RelatedActor
 from prefect_posthog.tasks._common import api_task, client_for
+
+
+@api_task("List PostHog group types", idempotent=True)
+def list_group_types(
+    credentials: PostHogCredentials, project_id: int | str | None = None
+) -> list[GroupType]:
+    """The project's group types: each index (0-4) with its name (e.g. ``company``).
+
+    Example:
+        ```python
+        from prefect import flow
+        from prefect_posthog import PostHogCredentials
+        from prefect_posthog.tasks import list_group_types
+
+        @flow
+        def group_type_names():
+            types = list_group_types(PostHogCredentials.load("my-posthog"))
+            return {t.group_type_index: t.group_type for t in types}
+        ```
+    """
+    with client_for(credentials, project_id) as posthog:
+        return posthog.list_group_types()
 
 
 @api_task("List PostHog groups", idempotent=True, run_name="list_groups-{group_type_index}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +38,115 @@ class WebhookReceiver:
         return CustomWebhookNotificationBlock(
             name="test-webhook", url=self.url, allow_private_urls=True,
             json_data={"subject": "{{subject}}", "body": "{{body}}"})
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class HostileProxy:
+    """A real HTTP proxy in front of the emulator that answers as a hostile or broken server.
+
+    Rules apply to requests whose path matches the regular expression ``path`` (and method,
+    if given), ``count`` times each:
+
+    - ``echo_error``: 400 whose ``type``, ``code``, ``detail`` and ``attr`` all carry the
+      request's bearer token, its body and every secret value seen so far;
+    - ``cut_text``: 502 text body that the server cut 16 characters into a secret;
+    - ``drop_field``: forward, then remove ``field`` from the JSON answer (the write happened);
+    - ``echo_ok``: forward, then add every secret seen so far to the JSON answer.
+    """
+
+    def __init__(self, target: str) -> None:
+        import httpx
+
+        self.target = target
+        self.rules: list[dict[str, Any]] = []
+        self.seen: list[str] = []  # every secret the proxy has carried, to throw back
+        self.applied: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0) or 0))
+                auth = self.headers.get("authorization", "")
+                token = auth[7:] if auth.lower().startswith("bearer ") else ""
+                proxy._remember(token, body.decode("utf-8", "replace"))
+                rule = proxy._rule(self.command, self.path)
+                if rule and rule["mode"] == "echo_error":
+                    echo = " ".join([token, body.decode("utf-8", "replace"), *proxy.seen])
+                    self._send(400, json.dumps({"type": echo, "code": echo,
+                                                "detail": "rejected " + echo, "attr": echo}))
+                    return
+                if rule and rule["mode"] == "cut_text":
+                    # A body cut by the server itself, 16 characters into a secret.
+                    secret = (proxy.seen or [token])[-1]
+                    self._send(502, "<html>upstream error " + "x" * 100 + secret[:16],
+                               "text/html")
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length")}
+                upstream = httpx.request(self.command, proxy.target + self.path, content=body,
+                                         headers=headers, timeout=30)
+                text = upstream.text
+                if upstream.headers.get("content-type", "").startswith("application/json") \
+                        and text:
+                    data = upstream.json()
+                    proxy._remember_answer(data)
+                    if rule and rule["mode"] == "drop_field" and isinstance(data, dict):
+                        data.pop(rule["field"], None)
+                    if rule and rule["mode"] == "echo_ok" and isinstance(data, dict):
+                        data["echo"] = list(proxy.seen)
+                    text = json.dumps(data)
+                self._send(upstream.status_code, text)
+
+            def _send(self, status: int, text: str, kind: str = "application/json") -> None:
+                payload = text.encode()
+                self.send_response(status)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _remember(self, token: str, body: str) -> None:
+        if token and token not in self.seen:
+            self.seen.append(token)
+        try:
+            raw = json.loads(body).get("raw_password") if body else None
+        except (ValueError, AttributeError):
+            raw = None
+        if raw and raw not in self.seen:
+            self.seen.append(raw)
+
+    def _remember_answer(self, data: Any) -> None:
+        for name in ("value", "password"):
+            value = data.get(name) if isinstance(data, dict) else None
+            if isinstance(value, str) and value not in self.seen:
+                self.seen.append(value)
+
+    def _rule(self, method: str, path: str) -> dict[str, Any] | None:
+        for rule in self.rules:
+            if rule["count"] > 0 and re.search(rule["path"], path) and rule.get(
+                    "method", method) == method:
+                rule["count"] -= 1
+                self.applied.append(f"{rule['mode']} {method} {path.split('?')[0]}")
+                return rule
+        return None
+
+    def add(self, mode: str, path: str, *, method: str | None = None, count: int = 1,
+            field: str | None = None) -> None:
+        rule: dict[str, Any] = {"mode": mode, "path": path, "count": count, "field": field}
+        if method:
+            rule["method"] = method
+        self.rules.append(rule)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -67,7 +67,7 @@ def test_lost_refresh_response_is_reconciled(credentials, emulator) -> None:
          "passwords": ["old-password-x"]}]})
     emulator.set_faults(schedule=[{"operation": "refresh_sharing", "fault": "lost_response"}])
     report = reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")],
-                                     refresh_link=True)
+                                     refresh_link=True, settle_seconds=0.2)
     outcome = report.targets[0]
     assert outcome.status == "reset" and outcome.reconciled and outcome.link_refreshed
     refreshes = [r for r in emulator.read_requests() if r["operation"] == "refresh_sharing"]
@@ -101,7 +101,8 @@ def test_lost_roll_twice_still_ends_with_one_working_stored_value(credentials,
     emulator.seed({"project_secret_api_keys": [{"label": "k"}]})
     emulator.set_faults(schedule=[{"operation": "roll_project_secret_api_key",
                                    "fault": "lost_response", "count": 2}])
-    report = rotate_project_secret_api_keys(credentials, KeySelector(labels=["k"]))
+    report = rotate_project_secret_api_keys(credentials, KeySelector(labels=["k"]),
+                                            settle_seconds=0.2)
     assert report.outcomes[0].status == "rotated" and report.outcomes[0].new_value_works
     with credentials.get_client() as posthog:
         assert posthog.check_project_secret_api_key(Secret.load("posthog-psak-k").get())

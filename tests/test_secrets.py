@@ -107,7 +107,7 @@ def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
                                            "fault": "lost_response"}])
             with pytest.raises(RuntimeError):  # a failing run persists its exception too
                 rotate_project_secret_api_keys(credentials, KeySelector(labels=["canary"]),
-                                               notification=broken.block())
+                                               notification=broken.block(), settle_seconds=0.2)
             reset_sharing_passwords(
                 credentials, [SharingTarget(resource="insight", id="1")],
                 new_password=Secret.load("canary-share-password"), refresh_link=True,

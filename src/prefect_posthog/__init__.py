@@ -8,6 +8,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import PostHogClient
+from prefect_posthog.client.redaction import install_log_redaction
+
+# Log records of runs that use this package never carry a secret it has handled.
+install_log_redaction()
 
 try:
     __version__ = version("prefect-posthog")

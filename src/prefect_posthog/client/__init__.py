@@ -13,8 +13,10 @@ from prefect_posthog.client.errors import (
     PostHogError,
     PostHogTransportError,
     PreconditionFailedError,
+    ProjectNotFoundError,
     RateLimitedError,
     ServerError,
+    UnexpectedResponseError,
     ValidationError,
 )
 from prefect_posthog.client.models import (
@@ -22,6 +24,7 @@ from prefect_posthog.client.models import (
     ActivityPage,
     Group,
     GroupsPage,
+    GroupType,
     ProjectSecretAPIKey,
     ProjectSecretAPIKeysPage,
     PropertyCount,
@@ -32,6 +35,7 @@ from prefect_posthog.client.models import (
     SharingResource,
 )
 from prefect_posthog.client.ratelimit import RateLimiter, RateWindow, parse_rates
+from prefect_posthog.client.redaction import Redactor
 from prefect_posthog.client.retry import RetryPolicy, parse_retry_after
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "CaptureFailedError",
     "FeatureNotAvailableError",
     "Group",
+    "GroupType",
     "GroupsPage",
     "InvalidInputError",
     "NotFoundError",
@@ -52,12 +57,14 @@ __all__ = [
     "PostHogError",
     "PostHogTransportError",
     "PreconditionFailedError",
+    "ProjectNotFoundError",
     "ProjectSecretAPIKey",
     "ProjectSecretAPIKeysPage",
     "PropertyCount",
     "RateLimitedError",
     "RateLimiter",
     "RateWindow",
+    "Redactor",
     "RelatedActor",
     "RetryPolicy",
     "ServerError",
@@ -65,6 +72,7 @@ __all__ = [
     "SharePasswordCreated",
     "SharingConfiguration",
     "SharingResource",
+    "UnexpectedResponseError",
     "ValidationError",
     "parse_rates",
     "parse_retry_after",

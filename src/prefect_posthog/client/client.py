@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
+from pydantic import ValidationError as PydanticValidationError
 
 from prefect_posthog.client.errors import (
     AuthenticationError,
@@ -29,6 +30,7 @@ from prefect_posthog.client.errors import (
     OutcomeUnknownError,
     PostHogAPIError,
     PostHogTransportError,
+    UnexpectedResponseError,
     ValidationError,
     error_from_response,
 )
@@ -37,6 +39,7 @@ from prefect_posthog.client.models import (
     ActivityPage,
     Group,
     GroupsPage,
+    GroupType,
     ProjectSecretAPIKey,
     ProjectSecretAPIKeysPage,
     PropertyCount,
@@ -46,6 +49,7 @@ from prefect_posthog.client.models import (
     SharingResource,
 )
 from prefect_posthog.client.ratelimit import RateLimiter, RateWindow, shared_limiter
+from prefect_posthog.client.redaction import SECRETS, Redactor
 from prefect_posthog.client.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
 logger = logging.getLogger("prefect_posthog.client")
@@ -55,6 +59,27 @@ PathStyle = Literal["projects", "environments"]
 
 # Transport failures that prove the request never reached PostHog.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Of a non-JSON error body only the start is read (and then redacted and cut further).
+_MAX_TEXT_BODY = 10_000
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def check_personal_api_key(key: str) -> str:
+    """The key without surrounding whitespace, or `InvalidInputError` (never echoing it).
+
+    A key with inner whitespace or non-ASCII characters cannot be valid and would otherwise
+    fail late: as a 401 after the rate limiter, or as a bare ``UnicodeEncodeError`` while
+    building the ``Authorization`` header.
+    """
+    key = key.strip()
+    if not key:
+        raise InvalidInputError("personal_api_key", "is empty; create one in PostHog under "
+                                "Settings > Personal API keys")
+    if not key.isascii() or any(c.isspace() or not c.isprintable() for c in key):
+        raise InvalidInputError("personal_api_key", "contains spaces, line breaks or non-ASCII "
+                                "characters; paste the key exactly as PostHog shows it")
+    return key
 
 
 def _version() -> str:
@@ -105,12 +130,14 @@ class PostHogClient:
             if isinstance(personal_api_key, SecretStr)
             else personal_api_key
         )
-        if not key or not key.strip():
-            raise InvalidInputError("personal_api_key", "is empty; create one in PostHog "
-                                    "under Settings > Personal API keys")
+        key = check_personal_api_key(key or "")
         if path_style not in ("projects", "environments"):
             raise InvalidInputError("path_style", "must be 'projects' or 'environments'")
-        self._key = SecretStr(key.strip())
+        self._key = SecretStr(key)
+        # Every secret this client sends or receives joins the process's registry, so no
+        # error text, log line or report can carry one, whatever the server answers.
+        self.redactor: Redactor = SECRETS
+        self.redactor.add(self._key)
         self.host = host.rstrip("/")
         self.project_id = project_id
         self.path_style = path_style
@@ -208,16 +235,14 @@ class PostHogClient:
                 try:
                     return response.json()
                 except ValueError:
-                    raise PostHogTransportError(
-                        f"{operation}: {status} response was not JSON"
-                    ) from None
+                    raise UnexpectedResponseError(
+                        operation, [f"HTTP {status} body is not JSON"]) from None
 
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             error = error_from_response(
                 status, self._body(response), method=method, path=url_path,
-                retry_after=retry_after,
+                retry_after=retry_after, redact=self.redactor.redact,
             )
-            self._redact(error)
             if maybe_applied and gone_on_retry is not None and gone_on_retry(error):
                 return None
             if status == 429 and retry_after and limiter is not None:
@@ -242,16 +267,34 @@ class PostHogClient:
         try:
             return response.json()
         except ValueError:
-            return response.text
+            return response.text[:_MAX_TEXT_BODY]
 
-    def _redact(self, error: PostHogAPIError) -> None:
-        # Defence in depth: PostHog never echoes the key, but a proxy might.
-        secret = self._key.get_secret_value()
-        if error.detail and secret in error.detail:
-            error.detail = error.detail.replace(secret, "**********")
-            error.args = (error._message(),)
+    @staticmethod
+    def _parse(model: type[M], data: Any, operation: str) -> M:
+        """Validate a response body into ``model`` without ever quoting the body.
+
+        Pydantic's own errors quote the input they rejected, and a roll or password
+        response carries a secret: only field names and error kinds are kept.
+        """
+        try:
+            return model.model_validate(data)
+        except PydanticValidationError as exc:
+            problems = [".".join(str(p) for p in e["loc"]) + f": {e['type']}"
+                        for e in exc.errors(include_input=False, include_url=False)][:5]
+            raise UnexpectedResponseError(operation, problems or ["body: invalid"]) from None
 
     # -- groups --------------------------------------------------------------------------
+
+    def list_group_types(self) -> list[GroupType]:
+        """GET ``groups_types/``: the project's group types (index 0-4 and name).
+
+        A cheap read that also proves the project exists: a wrong project id answers
+        404 `ProjectNotFoundError`.
+        """
+        data = self._request("list_group_types", "GET", "groups_types/")
+        if not isinstance(data, list):
+            raise UnexpectedResponseError("list_group_types", ["body: not a list"])
+        return [self._parse(GroupType, item, "list_group_types") for item in data]
 
     @staticmethod
     def _group_params(group_type_index: int, group_key: str) -> dict[str, Any]:
@@ -277,8 +320,8 @@ class PostHogClient:
         for name, value in (("search", search), ("group_key", group_key), ("cursor", cursor)):
             if value:
                 params[name] = value
-        return GroupsPage.model_validate(self._request("list_groups", "GET", "groups/",
-                                                       params=params))
+        return self._parse(GroupsPage, self._request("list_groups", "GET", "groups/",
+                                                   params=params), "list_groups")
 
     def iter_groups(
         self, group_type_index: int, *, search: str | None = None, group_key: str | None = None
@@ -299,14 +342,14 @@ class PostHogClient:
         """POST ``groups/``. Not idempotent: a repeat fails with 400 duplicate key."""
         body = {**self._group_params(group_type_index, group_key),
                 "group_properties": group_properties or {}}
-        return Group.model_validate(self._request("create_group", "POST", "groups/", json=body,
-                                                  idempotent=False))
+        return self._parse(Group, self._request("create_group", "POST", "groups/", json=body,
+                                                idempotent=False), "create_group")
 
     def find_group(self, group_type_index: int, group_key: str) -> Group:
         """GET ``groups/find``, without PostHog's lazy CRM-notebook creation."""
         params = {**self._group_params(group_type_index, group_key), "skip_create_notebook": "true"}
-        return Group.model_validate(self._request("find_group", "GET", "groups/find/",
-                                                  params=params))
+        return self._parse(Group, self._request("find_group", "GET", "groups/find/",
+                                                params=params), "find_group")
 
     def get_group_activity(
         self, group_type_index: int, group_key: str, *, page: int = 1, limit: int = 10
@@ -317,8 +360,9 @@ class PostHogClient:
         if not 1 <= limit <= 1000:
             raise InvalidInputError("limit", "must be from 1 to 1000")
         params = {**self._group_params(group_type_index, group_key), "page": page, "limit": limit}
-        return ActivityPage.model_validate(self._request("get_group_activity", "GET",
-                                                         "groups/activity/", params=params))
+        return self._parse(ActivityPage, self._request("get_group_activity", "GET",
+                                                       "groups/activity/", params=params),
+                           "get_group_activity")
 
     def iter_group_activity(
         self, group_type_index: int, group_key: str, *, limit: int = 100
@@ -346,7 +390,7 @@ class PostHogClient:
         if group_type_index is not None:
             params["group_type_index"] = group_type_index
         data = self._request("list_related_groups", "GET", "groups/related/", params=params)
-        return [RelatedActor.model_validate(item) for item in data or []]
+        return [self._parse(RelatedActor, item, "list_related_groups") for item in data or []]
 
     def list_group_property_definitions(self) -> dict[int, list[PropertyCount]]:
         """GET ``groups/property_definitions``: property names per group type, with counts.
@@ -364,7 +408,11 @@ class PostHogClient:
                           "(removed in newer releases)")
             exc.args = (exc._message(),)
             raise
-        return {int(k): [PropertyCount.model_validate(x) for x in v] for k, v in data.items()}
+        if not isinstance(data, dict):
+            raise UnexpectedResponseError("list_group_property_definitions",
+                                          ["body: not an object"])
+        return {int(k): [self._parse(PropertyCount, x, "list_group_property_definitions")
+                         for x in v] for k, v in data.items()}
 
     def list_group_property_values(
         self, group_type_index: int, key: str, value: str | None = None
@@ -382,7 +430,7 @@ class PostHogClient:
         data = self._request("list_group_property_values", "GET", "groups/property_values/",
                              params=params)
         rows = data.get("results", []) if isinstance(data, dict) else data
-        return [PropertyCount.model_validate(x) for x in rows]
+        return [self._parse(PropertyCount, x, "list_group_property_values") for x in rows]
 
     def update_group_property(
         self, group_type_index: int, group_key: str, key: str, value: Any
@@ -400,7 +448,7 @@ class PostHogClient:
                                     "remove a property")
         data = self._request("update_group_property", "POST", "groups/update_property/",
                              params=params, json={"key": key, "value": value})
-        return Group.model_validate(data)
+        return self._parse(Group, data, "update_group_property")
 
     def delete_group_property(self, group_type_index: int, group_key: str, key: str) -> Group:
         """POST ``groups/delete_property`` with ``{"$unset": key}``.
@@ -422,7 +470,7 @@ class PostHogClient:
         )
         if data is None:
             return self.find_group(group_type_index, group_key)
-        return Group.model_validate(data)
+        return self._parse(Group, data, "delete_group_property")
 
     # -- sharing -------------------------------------------------------------------------
 
@@ -447,7 +495,7 @@ class PostHogClient:
         ``access_token`` is random on every call.
         """
         data = self._request("get_sharing", "GET", self._sharing_path(resource, resource_id))
-        return SharingConfiguration.model_validate(data)
+        return self._parse(SharingConfiguration, data, "get_sharing")
 
     def update_sharing(
         self,
@@ -470,7 +518,7 @@ class PostHogClient:
                                     "password_required")
         data = self._request("update_sharing", "PATCH", self._sharing_path(resource, resource_id),
                              json=body)
-        return SharingConfiguration.model_validate(data)
+        return self._parse(SharingConfiguration, data, "update_sharing")
 
     def refresh_sharing(
         self, resource: SharingResource, resource_id: int | str
@@ -483,7 +531,7 @@ class PostHogClient:
         data = self._request("refresh_sharing", "POST",
                              self._sharing_path(resource, resource_id) + "refresh/",
                              idempotent=False)
-        return SharingConfiguration.model_validate(data)
+        return self._parse(SharingConfiguration, data, "refresh_sharing")
 
     def create_sharing_password(
         self,
@@ -504,6 +552,7 @@ class PostHogClient:
                    else raw_password)
             if len(raw) < 8:
                 raise InvalidInputError("raw_password", "must be at least 8 characters long")
+            self.redactor.add(raw)
             body["raw_password"] = raw
         if note is not None:
             if len(note) > 100:
@@ -512,7 +561,10 @@ class PostHogClient:
         data = self._request("create_sharing_password", "POST",
                              self._sharing_path(resource, resource_id) + "passwords/",
                              json=body, idempotent=False)
-        return SharePasswordCreated.model_validate(data)
+        if isinstance(data, dict):
+            self.redactor.add(data.get("password") if isinstance(data.get("password"), str)
+                              else None)
+        return self._parse(SharePasswordCreated, data, "create_sharing_password")
 
     def delete_sharing_password(
         self, resource: SharingResource, resource_id: int | str, password_id: int
@@ -552,7 +604,7 @@ class PostHogClient:
                              params={"limit": limit, "offset": offset})
         if isinstance(data, list):  # older PostHog returned a bare array
             data = {"count": len(data), "results": data}
-        return ProjectSecretAPIKeysPage.model_validate(data)
+        return self._parse(ProjectSecretAPIKeysPage, data, "list_project_secret_api_keys")
 
     def iter_project_secret_api_keys(self) -> Iterator[ProjectSecretAPIKey]:
         """Every project secret API key of the project."""
@@ -572,7 +624,13 @@ class PostHogClient:
         """
         data = self._request("create_project_secret_api_key", "POST", "project_secret_api_keys/",
                              json=self._key_body(label, scopes, partial=False), idempotent=False)
-        return ProjectSecretAPIKey.model_validate(data)
+        return self._key_with_value(data, "create_project_secret_api_key")
+
+    def _key_with_value(self, data: Any, operation: str) -> ProjectSecretAPIKey:
+        # The value is remembered before parsing: a malformed response still must not leak it.
+        if isinstance(data, dict) and isinstance(data.get("value"), str):
+            self.redactor.add(data["value"])
+        return self._parse(ProjectSecretAPIKey, data, operation)
 
     @staticmethod
     def _key_path(key_id: str) -> str:
@@ -582,8 +640,20 @@ class PostHogClient:
 
     def get_project_secret_api_key(self, key_id: str) -> ProjectSecretAPIKey:
         """GET ``project_secret_api_keys/{id}/`` (value hidden)."""
-        return ProjectSecretAPIKey.model_validate(
-            self._request("get_project_secret_api_key", "GET", self._key_path(key_id)))
+        return self._parse(ProjectSecretAPIKey, self._request(
+            "get_project_secret_api_key", "GET", self._key_path(key_id)),
+            "get_project_secret_api_key")
+
+    def _check_label_free(self, key_id: str, label: str | None) -> None:
+        # PostHog checks label uniqueness only on create; a rename onto a used label fails
+        # as a database error (500), after the retries. Refuse it before sending.
+        if label is None:
+            return
+        taken = [k for k in self.iter_project_secret_api_keys()
+                 if k.label == label.strip() and k.id != key_id]
+        if taken:
+            raise InvalidInputError("label", f"another project secret API key ({taken[0].id}) "
+                                    "already has this label; choose another label")
 
     def update_project_secret_api_key(
         self, key_id: str, *, label: str | None = None, scopes: list[str] | None = None
@@ -592,17 +662,20 @@ class PostHogClient:
         body = self._key_body(label, scopes, partial=True)
         if not body:
             raise InvalidInputError("label", "give a label or scopes to change")
-        return ProjectSecretAPIKey.model_validate(
-            self._request("update_project_secret_api_key", "PATCH", self._key_path(key_id),
-                          json=body))
+        self._check_label_free(key_id, label)
+        return self._parse(ProjectSecretAPIKey, self._request(
+            "update_project_secret_api_key", "PATCH", self._key_path(key_id), json=body),
+            "update_project_secret_api_key")
 
     def replace_project_secret_api_key(
         self, key_id: str, label: str, scopes: list[str]
     ) -> ProjectSecretAPIKey:
         """PUT ``project_secret_api_keys/{id}/``: set label and scopes together."""
-        return ProjectSecretAPIKey.model_validate(
-            self._request("replace_project_secret_api_key", "PUT", self._key_path(key_id),
-                          json=self._key_body(label, scopes, partial=False)))
+        body = self._key_body(label, scopes, partial=False)
+        self._check_label_free(key_id, label)
+        return self._parse(ProjectSecretAPIKey, self._request(
+            "replace_project_secret_api_key", "PUT", self._key_path(key_id), json=body),
+            "replace_project_secret_api_key")
 
     def delete_project_secret_api_key(self, key_id: str) -> None:
         """DELETE ``project_secret_api_keys/{id}/`` (204; a repeat after a lost response
@@ -616,9 +689,10 @@ class PostHogClient:
         Not idempotent: a lost response raises `OutcomeUnknownError`; compare
         ``last_rolled_at`` to learn whether it happened.
         """
-        return ProjectSecretAPIKey.model_validate(
+        return self._key_with_value(
             self._request("roll_project_secret_api_key", "POST",
-                          self._key_path(key_id) + "roll/", idempotent=False))
+                          self._key_path(key_id) + "roll/", idempotent=False),
+            "roll_project_secret_api_key")
 
     def check_project_secret_api_key(self, value: SecretStr | str) -> bool:
         """Whether a ``phs_`` value authenticates now, the way PostHog checks it.
@@ -631,6 +705,9 @@ class PostHogClient:
             True on 200, False on 401.
         """
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        self.redactor.add(raw)
+        if not raw or not raw.isascii() or any(c.isspace() for c in raw):
+            return False  # not a value PostHog could ever accept; nothing to send
         try:
             self._request("check_project_secret_api_key", "GET",
                           "feature_flags/local_evaluation/",

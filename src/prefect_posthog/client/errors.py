@@ -1,14 +1,16 @@
 """Typed errors built from PostHog's error bodies.
 
 Messages are assembled only from the HTTP status, PostHog's `type`/`code`/`detail`/`attr`
-fields and the request path. They never contain the personal API key, request headers,
-request bodies or query strings, because Prefect stores exception text in state messages,
-logs and (for failed runs) pickled results.
+fields (each cut to a bounded length) and the request path, and every one of those passes
+through the client's `Redactor` first. They never contain request headers, request bodies
+or query strings, because Prefect stores exception text in state messages, logs and (for
+failed runs) pickled results.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 _MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
@@ -157,12 +159,38 @@ class NotFoundError(PostHogAPIError):
     """404: the project, group, insight, dashboard, key or password does not exist."""
 
 
+class ProjectNotFoundError(NotFoundError):
+    """404 ``Project not found.``: the project id (or the host) is wrong, not the object."""
+
+
 class ValidationError(PostHogAPIError):
     """400: PostHog rejected the input; ``attr`` names the first offending field."""
 
 
 class PreconditionFailedError(ValidationError):
     """400 with an ad-hoc ``{"error": ...}`` body, e.g. password protection not enabled."""
+
+
+class UnexpectedResponseError(PostHogError):
+    """PostHog (or something in between) answered 2xx with a body this client cannot read.
+
+    For a non-idempotent call the change may have been applied: callers reconcile as after
+    `OutcomeUnknownError`. The message names the fields that were wrong, never their values
+    (a malformed roll response may still carry the new key).
+
+    Attributes:
+        operation: The client method name.
+        problems: ``field: problem`` descriptions, without input values.
+    """
+
+    def __init__(self, operation: str, problems: list[str]) -> None:
+        self.operation = operation
+        self.problems = problems
+        super().__init__(f"{operation}: unexpected response from PostHog ("
+                         + "; ".join(problems) + ")")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnexpectedResponseError, (self.operation, self.problems))
 
 
 class RateLimitedError(PostHogAPIError):
@@ -187,10 +215,34 @@ class CaptureFailedError(ServerError):
     """
 
 
+# Longest text kept from one field of an error body; longer is cut (after redaction).
+MAX_FIELD = 300
+_SHORT_FIELD = 100
+
+
+def _keep(value: Any, redact: Callable[[str | None], str | None], limit: int) -> str | None:
+    """A field of an error body, as text: redacted first (so a secret cut in half by the
+    limit is still caught whole), then cut to ``limit`` characters."""
+    if value is None:
+        return None
+    text = redact(value if isinstance(value, str) else str(value)) or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def error_from_response(
-    status_code: int, body: Any, *, method: str, path: str, retry_after: float | None = None
+    status_code: int,
+    body: Any,
+    *,
+    method: str,
+    path: str,
+    retry_after: float | None = None,
+    redact: Callable[[str | None], str | None] = lambda text: text,
 ) -> PostHogAPIError:
     """Build the typed error for an error response.
+
+    Only the allow-listed fields ``type``, ``code``, ``detail`` and ``attr`` (or the ad-hoc
+    ``error``) are kept, each redacted with ``redact`` and cut to a bounded length; a
+    non-JSON body is kept as a redacted, shortened ``detail``.
 
     Args:
         status_code: HTTP status.
@@ -198,22 +250,23 @@ def error_from_response(
         method: HTTP method.
         path: Request path without the query string.
         retry_after: Parsed ``Retry-After`` seconds, for 429s.
+        redact: Masks known secrets (and their fragments) in a text.
 
     Returns:
         The most specific `PostHogAPIError` subclass for the response.
     """
-    fields: dict[str, Any] = {"method": method, "path": path}
+    fields: dict[str, Any] = {"method": method, "path": redact(path) or ""}
     adhoc = False
     if isinstance(body, dict):
         if "error" in body and "type" not in body:
             adhoc = True
-            fields["detail"] = str(body["error"])
+            fields["detail"] = _keep(body["error"], redact, MAX_FIELD)
         else:
             for name in ("type", "code", "detail", "attr"):
-                value = body.get(name)
-                fields[name] = None if value is None else str(value)
+                limit = MAX_FIELD if name == "detail" else _SHORT_FIELD
+                fields[name] = _keep(body.get(name), redact, limit)
     elif isinstance(body, str) and body.strip():
-        fields["detail"] = body.strip()[:300]
+        fields["detail"] = _keep(body.strip(), redact, MAX_FIELD)
 
     if fields.get("type") == "capture_http_error" or fields.get("type") == "capture_error":
         return CaptureFailedError(status_code, **fields)
@@ -223,6 +276,8 @@ def error_from_response(
         cls = FeatureNotAvailableError if adhoc else PermissionDeniedError
         return cls(status_code, **fields)
     if status_code == 404:
+        if fields.get("detail") == "Project not found.":
+            return ProjectNotFoundError(status_code, **fields)
         return NotFoundError(status_code, **fields)
     if status_code == 429:
         err = RateLimitedError(status_code, **fields)

@@ -26,8 +26,18 @@ SHARING_PATH_SEGMENT: dict[str, str] = {
 
 
 class _Model(BaseModel):
-    # PostHog adds fields over time; keep them rather than failing on them.
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # PostHog adds fields over time; keep them rather than failing on them. Validation
+    # errors never quote the input: a response can carry a key value or a password.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, hide_input_in_errors=True)
+
+
+class GroupType(_Model):
+    """A group type of the project (``groups_types/``)."""
+
+    group_type: str = Field(description="The type's name, e.g. company.")
+    group_type_index: int = Field(description="Its index, 0 to 4.")
+    name_singular: str | None = None
+    name_plural: str | None = None
 
 
 class Group(_Model):
@@ -115,6 +125,8 @@ class SharingConfiguration(_Model):
     settings: dict[str, Any] | None = None
     password_required: bool = False
     share_passwords: list[SharePassword] = Field(default_factory=list)
+    user_access_level: str | None = Field(
+        default=None, description="The caller's access to the shared object (newer PostHog).")
 
 
 class ProjectSecretAPIKey(_Model):

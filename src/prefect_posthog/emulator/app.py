@@ -33,7 +33,9 @@ from prefect_posthog.emulator.state import (
 
 logger = logging.getLogger("prefect_posthog.emulator")
 
-FAULT_KINDS = ("500", "502", "503", "429", "reset", "slow", "lost_response", "capture")
+# late: the request is held for late_seconds and then applied; set it above the client's
+# timeout and the client gives up on a write that lands afterwards.
+FAULT_KINDS = ("500", "502", "503", "429", "reset", "slow", "lost_response", "capture", "late")
 _RESOURCE = r"(?P<resource>insights|dashboards)/(?P<resource_id>[^/]+)"
 _RECORDING = r"(?P<resource>session_recordings)/(?P<resource_id>[^/]+)"
 _KEY = r"project_secret_api_keys/(?P<key_id>[^/.]+)"
@@ -49,6 +51,7 @@ class Route:
 
 def _routes() -> list[Route]:
     table = [
+        ("GET", r"groups_types", "list_group_types", "group:read"),
         ("GET", r"groups", "list_groups", "group:read"),
         ("POST", r"groups", "create_group", "group:write"),
         ("GET", r"groups/find", "find_group", "group:read"),
@@ -118,6 +121,7 @@ class Faults:
     rate: float = 0.0
     seed: int = 0
     slow_seconds: float = 2.0
+    late_seconds: float = 3.0
     burst: int = 3
     operations: tuple[str, ...] = ()
     schedule: list[dict] = field(default_factory=list)
@@ -257,6 +261,8 @@ class EmulatorApp:
                                 "Request was throttled. Expected available in 1 second.")
             if fault == "slow":
                 await asyncio.sleep(self.faults.slow_seconds)
+            if fault == "late":
+                await asyncio.sleep(self.faults.late_seconds)
             with self.state.lock:
                 status, body = self._dispatch(route, params, project, method, path, query,
                                               headers, raw, base_url)
@@ -435,6 +441,7 @@ class EmulatorApp:
             self.faults = Faults(
                 kinds=tuple(body.get("kinds", ())), rate=float(body.get("rate", 0.0)),
                 seed=int(body.get("seed", 0)), slow_seconds=float(body.get("slow_seconds", 2.0)),
+                late_seconds=float(body.get("late_seconds", 3.0)),
                 burst=int(body.get("burst", 3)), operations=tuple(body.get("operations", ())),
                 schedule=[{"operation": s["operation"], "fault": s["fault"],
                            "count": int(s.get("count", 1))} for s in body.get("schedule", [])])

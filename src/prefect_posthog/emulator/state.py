@@ -262,6 +262,14 @@ class PostHogState:
             raise not_found()
         return group
 
+    def list_group_types(self, req: Request) -> tuple[int, Any]:
+        """SPEC §6.5: a bare array ordered by index."""
+        types = self.data["group_types"].get(str(req.team["id"]), {})
+        return 200, [{"group_type": name, "group_type_index": int(index),
+                      "name_singular": None, "name_plural": None, "detail_dashboard": None,
+                      "default_columns": None, "created_at": None}
+                     for index, name in sorted(types.items(), key=lambda x: int(x[0]))]
+
     def list_groups(self, req: Request) -> tuple[int, Any]:
         raw = req.query.get("group_type_index")
         if raw is None or raw == "":
