@@ -83,7 +83,10 @@ def _sharing_tasks(resource: SharingResource) -> tuple[Callable, ...]:
         api_task(f"Update PostHog {label} sharing", idempotent=True)(_named(
             update, f"update_{resource}_sharing", resource,
             "Enable or disable sharing of the {r}, change its settings or password "
-            "protection\n    (``PATCH .../sharing/``). Toggling never changes the link." + args +
+            "protection\n    (``PATCH .../sharing/``). Turning sharing on for a {r} whose "
+            "sharing is off issues a\n    **new link** (every earlier one dies at once); use "
+            "the returned ``access_token``.\n    Disabling, or enabling an enabled share, keeps "
+            "the link." + args +
             "\n\n    Raises:\n        FeatureNotAvailableError: ``password_required`` without "
             "Advanced Permissions.\n", ", enabled=True")),
         api_task(f"Create PostHog {label} sharing password", idempotent=False, secret=True)(

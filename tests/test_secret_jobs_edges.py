@@ -381,3 +381,21 @@ def _exists(name: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def test_redactor_masks_whole_secrets_and_long_fragments_only() -> None:
+    import logging
+
+    from prefect_posthog.client.redaction import MASK, SECRETS, Redactor, RedactingFilter
+
+    secret = "phs_9fK2mQ7xLp4RtZ8vN1cB6wYhJ3sD0gE5aU"
+    redactor = Redactor([secret])
+    assert redactor.redact(f"key={secret}!") == f"key={MASK}!"
+    cut = f"upstream error: {secret[:20]}"  # a body the server cut mid-key
+    assert secret[:20] not in redactor.redact(cut) and MASK in redactor.redact(cut)
+    assert redactor.redact(f"tail {secret[-15:]}") == f"tail {MASK}"
+    assert redactor.redact(f"only {secret[5:16]} here") == f"only {secret[5:16]} here"  # 11
+    SECRETS.add(secret)
+    record = logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1,
+                               "failed with %s", (secret,), None)
+    assert RedactingFilter().filter(record) and secret not in record.getMessage()

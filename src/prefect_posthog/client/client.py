@@ -508,6 +508,11 @@ class PostHogClient:
     ) -> SharingConfiguration:
         """PATCH ``{resource}/{id}/sharing/``: enable/disable, settings, password protection.
 
+        Turning sharing on while it is off issues a **new** ``access_token`` (PostHog kills
+        every earlier link of the object at once, one in its refresh grace period
+        included): the returned configuration carries the live link. Disabling, or
+        enabling an already enabled share, keeps the token.
+
         Raises:
             FeatureNotAvailableError: ``password_required`` without Advanced Permissions.
         """

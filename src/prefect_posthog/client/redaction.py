@@ -94,8 +94,12 @@ class RedactingFilter(logging.Filter):
 
 
 def install_log_redaction() -> None:
-    """Attach `RedactingFilter` to the loggers this package's runs write to (idempotent)."""
-    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect_posthog"):
+    """Attach `RedactingFilter` to the loggers this package's runs write to (idempotent).
+
+    A logger's filters see only records logged on that logger itself, so each one is named.
+    """
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect_posthog",
+                 "prefect_posthog.client"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())

@@ -8,6 +8,7 @@ Admin routes (not part of PostHog) live under ``/_emulator/``; the public share 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -183,6 +184,8 @@ class EmulatorApp:
                  rate_limit: tuple[RateWindow, ...] = parse_rates("480/min,4800/h"),
                  faults: Faults | None = None, state_file: str | None = None) -> None:
         self.state = state or PostHogState()
+        # reset goes back to the switches the emulator started with
+        self._initial_config = dataclasses.replace(self.state.config)
         self.throttle = Throttle(tuple(rate_limit))
         self.faults = faults or Faults()
         self.state_file = state_file
@@ -430,6 +433,7 @@ class EmulatorApp:
         if action == "reset" and method == "POST":
             keys = dict(state.data["personal_api_keys"])
             state.data = default_state()
+            state.config = dataclasses.replace(self._initial_config)
             state.clock_offset = 0.0
             state._index.clear()
             state.data["personal_api_keys"] = keys

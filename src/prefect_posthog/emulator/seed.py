@@ -86,6 +86,8 @@ def apply_seed(state: PostHogState, spec: dict[str, Any]) -> dict[str, Any]:
         config = state._active_config(resource) or state._new_config(resource, now)
         config["enabled"] = bool(share.get("enabled", True))
         config["password_required"] = bool(share.get("password_required", False))
+        if share.get("access_token"):
+            config["access_token"] = share["access_token"]
         for raw in share.get("passwords", []):
             row = {"id": state.next_id("password"), "config": config["id"],
                    "hash": hash_password(raw), "note": share.get("note", "seeded"),

@@ -75,7 +75,10 @@ def server_error() -> ApiError:
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    # DRF renders microseconds only when there are some (SPEC §0.4).
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else
+                           "%Y-%m-%dT%H:%M:%SZ")
 
 
 def base62(nbytes: int) -> str:
@@ -246,7 +249,8 @@ class PostHogState:
     def _required_query_int(req: Request, name: str) -> int:
         raw = req.query.get(name)
         if raw is None or raw == "":
-            raise validation(name, "This query parameter is required.", "required")
+            # The view raises a plain ValidationError: code invalid_input (SPEC §1).
+            raise validation(name, "This query parameter is required.")
         value = to_int(raw)
         if value is None:
             raise validation(name, "A valid integer is required.")
@@ -256,7 +260,7 @@ class PostHogState:
         gti = self._required_query_int(req, "group_type_index")
         key = req.query.get("group_key")
         if not key:
-            raise validation("group_key", "This query parameter is required.", "required")
+            raise validation("group_key", "This query parameter is required.")
         group = self.data["groups"].get(_group_id(req.team["id"], gti, key))
         if group is None:
             raise not_found()
@@ -468,7 +472,7 @@ class PostHogState:
         gti = self._required_query_int(req, "group_type_index")
         key = req.query.get("key")
         if not key:
-            raise validation("key", "This query parameter is required.", "required")
+            raise validation("key", "This query parameter is required.")
         needle = (req.query.get("value") or "").lower()
         counts: dict[str, int] = {}
         for group in self._team_groups(req.team["id"], gti):
@@ -506,10 +510,10 @@ class PostHogState:
     def _config_out(self, config: dict | None) -> dict:
         if config is None:
             return {"created_at": None, "enabled": False,
-                    "access_token": base64.urlsafe_b64encode(secrets.token_bytes(22))
-                    .decode().rstrip("="), "settings": None, "password_required": False,
-                    "share_passwords": []}
+                    "access_token": _new_token(), "settings": None, "password_required": False,
+                    "share_passwords": [], "user_access_level": "editor"}
         return {
+            "user_access_level": "editor",
             "created_at": iso(config["created_at"]), "enabled": config["enabled"],
             "access_token": config["access_token"], "settings": config["settings"],
             "password_required": config["password_required"],
@@ -523,8 +527,7 @@ class PostHogState:
     def _new_config(self, resource: str, now: float, *, enabled: bool = False,
                     settings: dict | None = None, password_required: bool = False) -> dict:
         config = {"id": self.next_id("config"), "resource": resource,
-                  "access_token": base64.urlsafe_b64encode(secrets.token_bytes(22))
-                  .decode().rstrip("="), "enabled": enabled, "settings": settings,
+                  "access_token": _new_token(), "enabled": enabled, "settings": settings,
                   "password_required": password_required, "created_at": now,
                   "expires_at": None}
         self.data["sharing"][str(config["id"])] = config
@@ -542,17 +545,22 @@ class PostHogState:
     def _advanced(self, team: dict) -> bool:
         return self._org(team).get("advanced_permissions", self.config.advanced_permissions)
 
+    def _adopt_legacy_token(self, req: Request, resource: str,
+                            config: dict | None) -> dict | None:
+        """SPEC §2.1: a dashboard's legacy share_token is adopted (and saved), without
+        turning sharing on."""
+        if req.params["resource"] != "dashboards":
+            return config
+        dashboard = self.data["dashboards"][str(req.team["id"])][req.params["resource_id"]]
+        legacy = dashboard.get("share_token")
+        if legacy and (config is None or config["access_token"] != legacy):
+            config = config or self._new_config(resource, req.now)
+            config["access_token"] = legacy
+        return config
+
     def get_sharing(self, req: Request) -> tuple[int, Any]:
         resource = self._resource(req)
-        config = self._active_config(resource)
-        if req.params["resource"] == "dashboards":
-            # SPEC §2.1: a dashboard's legacy share_token is adopted (and saved) by GET,
-            # without turning sharing on.
-            dashboard = self.data["dashboards"][str(req.team["id"])][req.params["resource_id"]]
-            legacy = dashboard.get("share_token")
-            if legacy and (config is None or config["access_token"] != legacy):
-                config = config or self._new_config(resource, req.now)
-                config["access_token"] = legacy
+        config = self._adopt_legacy_token(req, resource, self._active_config(resource))
         return 200, self._config_out(config)
 
     def update_sharing(self, req: Request) -> tuple[int, Any]:
@@ -589,8 +597,22 @@ class PostHogState:
                 raise ApiError(403, {"error": "Sharing with password requires the Advanced "
                                      "Permissions feature"})
             changes["password_required"] = value
-        config = self._active_config(resource) or self._new_config(resource, req.now)
+        config = self._adopt_legacy_token(req, resource, self._active_config(resource))
+        reenabling = changes.get("enabled") is True and not (config and config["enabled"])
+        config = config or self._new_config(resource, req.now)
         config.update(changes)
+        if reenabling:
+            # SPEC §2.2: turning sharing on issues a new link; every earlier token of the
+            # resource dies at once, one in its refresh grace period included.
+            for other in self.data["sharing"].values():
+                if other["resource"] == resource and other is not config and (
+                        other["expires_at"] is None or other["expires_at"] > req.now):
+                    other["expires_at"] = req.now
+            config["access_token"] = _new_token()
+        if req.params["resource"] == "dashboards":
+            # The PATCH's token is the live one: the legacy token is never adopted again.
+            self.data["dashboards"][str(req.team["id"])][req.params["resource_id"]][
+                "share_token"] = None
         if "enabled" in changes and req.params["resource"] != "session_recordings":
             self.log_activity(req.team["id"], req.params["resource"][:-1].capitalize(),
                               req.params["resource_id"],
@@ -679,6 +701,10 @@ class PostHogState:
                 continue
             if not config["enabled"] or (config["expires_at"] and config["expires_at"] <= now):
                 break
+            team = self.data["projects"].get(config["resource"].split(":", 1)[0])
+            if team and not self._org(team).get("public_sharing_allowed",
+                                                self.config.public_sharing_allowed):
+                break  # SPEC §2.6: every share of the organization answers 404
             if not config["password_required"]:
                 return 200, {"shared": True}
             if password is None:
@@ -716,8 +742,9 @@ class PostHogState:
         label = body["label"]
         if label is None:
             raise validation("label", "This field may not be null.", "null")
-        if not isinstance(label, str):
+        if isinstance(label, bool) or not isinstance(label, (str, int, float)):
             raise validation("label", "Not a valid string.")
+        label = str(label)  # a DRF CharField stores a number as its text (SPEC §3.2)
         if not label.strip():
             raise validation("label", "This field may not be blank.", "blank")
         if len(label) > PSAK_LABEL_MAX:
@@ -882,6 +909,10 @@ class PostHogState:
             self.data = saved["data"]
             self.clock_offset = saved.get("clock_offset", 0.0)
             self._index.clear()
+
+
+def _new_token() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(22)).decode().rstrip("=")
 
 
 def _encode_cursor(created_us: int, key: str) -> str:
