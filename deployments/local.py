@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"PostHog:     {'real, from POSTHOG_HOST' if stack.real else stack.emulator_url}")
     print("Deployments: posthog-rotate-project-secret-api-keys/monthly, "
           "posthog-bulk-update-group-properties/on-demand, "
-          "posthog-reset-sharing-passwords/on-demand (worker on pool 'posthog')")
+          "posthog-reset-sharing-passwords/on-demand, "
+          "posthog-follow-key-rotation/follow-flag-key-rotation (worker on pool 'posthog')")
     print("Ctrl-C stops the server, the worker and the emulator.")
     try:
         while all(p.poll() is None for p in stack.processes):

@@ -33,6 +33,7 @@ from prefect_posthog.client import (
 )
 from prefect_posthog.client.client import query_value
 from prefect_posthog.flows.blocks import load_credentials
+from prefect_posthog.flows.events import bulk_update_event, project_of
 from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
 from prefect_posthog.flows.preflight import project_or_fail
 from prefect_posthog.flows.reporting import publish_report
@@ -580,6 +581,7 @@ def bulk_update_group_properties(
                    + (" (dry run)" if dry_run else ""), summary,
                    [o.model_dump(mode="json") for o in report.items], note)
     logger.info("Bulk update: %s", ", ".join(f"{k} {v}" for k, v in summary.items()))
+    bulk_update_event(project_of(credentials, project_id), report)
     if report.failed:
         raise RuntimeError(f"{report.failed} of {report.total} items failed; see the "
                            "posthog-bulk-update artifact for each reason")

@@ -86,6 +86,7 @@ class BulkUpdateReport(BaseModel):
                     "max_report_items.")
     items_truncated: bool = False
     report_path: str | None = None
+    write_path: str = Field("api", description="How properties were written: api.")
 
     def count(self, outcome: ItemOutcome) -> None:
         self.total += 1

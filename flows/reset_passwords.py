@@ -39,6 +39,7 @@ from prefect_posthog.client import (
     UnexpectedResponseError,
 )
 from prefect_posthog.flows.blocks import load_credentials, load_notification, load_secret
+from prefect_posthog.flows.events import password_reset_events, project_of
 from prefect_posthog.flows.models import (
     PasswordResetOutcome,
     PasswordResetReport,
@@ -349,6 +350,7 @@ def reset_sharing_passwords(
         if settle and any(t.reconciled for t in report.targets):
             time.sleep(settle)  # let any write the client gave up on land before checking
         report.targets = confirm_resets(credentials, report.targets, project_id=project_id)
+    password_reset_events(project_of(credentials, project_id), report.targets, dry_run)
     done = [t for t in report.targets if t.status == "reset"]
     if done:
         lines = [f"- {t.resource} {t.id}: {t.share_url} (password in "

@@ -37,6 +37,7 @@ from prefect_posthog.client import (
     UnexpectedResponseError,
 )
 from prefect_posthog.flows.blocks import load_credentials, load_notification
+from prefect_posthog.flows.events import key_rotation_events, project_of
 from prefect_posthog.flows.models import (
     KeyRotationOutcome,
     KeySelector,
@@ -392,6 +393,7 @@ def rotate_project_secret_api_keys(
                 o.reason = ("the live value kept changing after it was stored (late rolls or "
                             "another actor); the stored value is not live: run again")
         report.outcomes = outcomes
+    key_rotation_events(project_of(credentials, project_id), report.outcomes, dry_run)
     rotated = [k for k in report.outcomes if k.status == "rotated"]
     if rotated:
         lines = [f"- {k.label} ({k.mask_value}) rolled at {k.rolled_at:%Y-%m-%d %H:%M:%S} UTC, "

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -48,20 +51,48 @@ def deployment(stack: LocalStack, flow_name: str) -> dict:
 
 
 def trigger(stack: LocalStack, flow_name: str, parameters: dict, timeout: float = 120) -> dict:
-    """Create a flow run from the deployment with parameters, as the UI's Run form does."""
+    """Create a flow run from the deployment with parameters, as the UI's Run form does;
+    return its final state."""
+    return run_to_end(stack, flow_name, parameters, timeout)["state"]
+
+
+def run_to_end(stack: LocalStack, flow_name: str, parameters: dict,
+               timeout: float = 120) -> dict:
+    """Like `trigger`, returning the whole finished flow run."""
     dep = deployment(stack, flow_name)
     response = api(stack, "POST", f"/deployments/{dep['id']}/create_flow_run",
                    json={"parameters": parameters})
     assert response.status_code == 201, (response.status_code, response.text[:1000])
-    run = response.json()
+    return wait_for_run(stack, response.json()["id"], flow_name, timeout)
+
+
+def wait_for_run(stack: LocalStack, run_id: str, what: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = api(stack, "GET", f"/flow_runs/{run['id']}").json()["state"]
-        if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return state
+        run = api(stack, "GET", f"/flow_runs/{run_id}").json()
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
         time.sleep(0.5)
-    raise AssertionError(f"{flow_name} did not finish; worker log:\n"
+    raise AssertionError(f"{what} did not finish; worker log:\n"
                          + (stack.home / "worker.log").read_text()[-3000:])
+
+
+def events(stack: LocalStack, name: str, since: str, timeout: float = 60,
+           where: Callable[[dict], bool] = lambda e: True) -> list[dict]:
+    """The events called ``name`` since ``since`` that satisfy ``where`` (waits for one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = api(stack, "POST", "/events/filter", json={
+            "filter": {"event": {"name": [name]}, "occurred": {"since": since}},
+            "limit": 50}).json()["events"]
+        found = [e for e in found if where(e)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
 
 
 def emulator(stack: LocalStack, action: str) -> object:
@@ -155,3 +186,80 @@ def test_every_process_is_stopped(tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+# -- events and triggers ----------------------------------------------------------------------
+
+def stored_secret(stack: LocalStack, name: str) -> str:
+    response = api(stack, "GET", f"/block_types/slug/secret/block_documents/name/{name}",
+                   params={"include_secrets": "true"})
+    return response.json()["data"]["value"]
+
+
+def test_rotation_announces_each_key_and_the_trigger_starts_the_follower(stack) -> None:
+    since = now_iso()
+    [key] = [k for k in emulator(stack, "state")["project_secret_api_keys"].values()
+             if k["label"] == "flags-edge"]
+    run = run_to_end(stack, "posthog-rotate-project-secret-api-keys",
+                     {"selector": {"labels": ["flags-edge"]}})
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    resource_id = f"posthog.project.1.secret-api-key.{key['id']}"
+    [event] = events(stack, "posthog.secret-api-key.rotated", since,
+                     where=lambda e: e["resource"]["prefect.resource.id"] == resource_id)
+    stored_in = "Secret block 'posthog-psak-flags-edge'"
+    live = emulator(stack, "state")["project_secret_api_keys"][key["id"]]
+    assert event["resource"]["posthog.label"] == "flags-edge"
+    assert event["resource"]["posthog.mask"] == live["mask_value"]
+    assert event["resource"]["posthog.stored-in"] == stored_in
+    assert event["resource"]["posthog.dry-run"] == "false"
+    assert event["payload"]["verification"].startswith("live value is the stored roll")
+    related = {r["prefect.resource.id"] for r in event["related"]}
+    assert f"prefect.flow-run.{run['id']}" in related and "posthog.project.1" in related
+    value = stored_secret(stack, "posthog-psak-flags-edge")
+    assert value.startswith("phs_") and value[4:] not in json.dumps(event)
+
+    # The shipped trigger runs the follower with the key's id and label, never its value.
+    follower = deployment(stack, "posthog-follow-key-rotation")
+    deadline = time.monotonic() + 90
+    runs: list[dict] = []
+    while time.monotonic() < deadline and not runs:
+        runs = [r for r in api(stack, "POST", "/flow_runs/filter", json={
+            "deployments": {"id": {"any_": [follower["id"]]}}}).json()
+            if r["parameters"].get("key_id") == key["id"]]
+        time.sleep(1)
+    assert runs, "the trigger did not start the follower"
+    finished = wait_for_run(stack, runs[0]["id"], "follower")
+    assert finished["state"]["type"] == "COMPLETED", finished["state"]
+    assert finished["parameters"] == {"key_id": key["id"], "label": "flags-edge",
+                                      "stored_in": stored_in, "credentials": "posthog"}
+    assert value[4:] not in json.dumps(finished)
+
+
+def test_bulk_and_reset_runs_announce_themselves(stack) -> None:
+    since = now_iso()
+    dry = run_to_end(stack, "posthog-bulk-update-group-properties", {
+        "updates": [{"group_type_index": 0, "group_key": "company-00003",
+                     "set": {"plan": "events-plan"}}], "dry_run": True})
+    assert dry["state"]["type"] == "COMPLETED"
+    [bulk] = events(stack, "posthog.groups.bulk-update.completed", since, where=lambda e: any(
+        r["prefect.resource.id"] == f"prefect.flow-run.{dry['id']}" for r in e["related"]))
+    assert bulk["resource"]["prefect.resource.id"] == "posthog.project.1.groups"
+    assert bulk["resource"]["posthog.dry-run"] == "true"
+    assert bulk["resource"]["posthog.write-path"] == "api"
+    assert (bulk["payload"]["planned"], bulk["payload"]["applied"]) == (1, 0)
+
+    planned = run_to_end(stack, "posthog-reset-sharing-passwords", {
+        "targets": [{"resource": "insight", "id": "2"}], "dry_run": True})
+    assert planned["state"]["type"] == "COMPLETED"
+    assert events(stack, "posthog.sharing.password-reset-planned", since)
+    reset = run_to_end(stack, "posthog-reset-sharing-passwords", {
+        "targets": [{"resource": "insight", "id": "2"}]})
+    assert reset["state"]["type"] == "COMPLETED", reset["state"]
+    [event] = events(stack, "posthog.sharing.password-reset", since)
+    assert event["resource"]["prefect.resource.id"] == "posthog.project.1.insight.2"
+    live = [c for c in emulator(stack, "state")["sharing"].values()
+            if c["resource"] == "1:insights:2" and c["expires_at"] is None]
+    assert event["payload"]["share_url"].endswith(f"/shared/{live[0]['access_token']}")
+    assert event["resource"]["posthog.share-url"] == event["payload"]["share_url"]
+    password = stored_secret(stack, "posthog-share-insight-2")
+    assert password not in json.dumps(event)

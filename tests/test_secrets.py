@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,20 @@ async def _prefect_records() -> str:
         logs = await client.read_logs()
         artifacts = await client.read_artifacts()
     parts = [r.model_dump_json() for r in [*runs, *tasks, *logs, *artifacts]]
-    return "\n".join(parts)
+    return "\n".join(parts) + "\n" + await _posthog_events()
+
+
+async def _posthog_events() -> str:
+    """Every event this package emitted (read back from the events API, all pages)."""
+    found: list = []
+    async with get_client() as client:
+        page = (await client._client.post("/events/filter", json={
+            "filter": {"event": {"prefix": ["posthog."]}}, "limit": 50})).json()
+        found += page["events"]
+        while page.get("next_page"):
+            page = (await client._client.get(page["next_page"])).json()
+            found += page["events"]
+    return json.dumps(found)
 
 
 def _storage_text(root: Path) -> str:
@@ -138,6 +152,16 @@ def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
     # (stdout may be empty: pytest routes Prefect's console logs into the log records)
     empty = [k for k, v in haystacks.items() if not v and k != "stdout/stderr"]
     assert not empty, empty
+    expected = {"posthog.secret-api-key.rotated", "posthog.sharing.password-reset",
+                "posthog.groups.bulk-update.completed"}
+    for _ in range(30):  # the server persists events shortly after they are sent
+        emitted = {e["event"] for e in json.loads(asyncio.run(_posthog_events()))}
+        if expected <= emitted:
+            break
+        time.sleep(1)
+    assert expected <= emitted, emitted
+    haystacks["prefect api (parameters, states, logs, artifacts)"] = asyncio.run(
+        _prefect_records())
     assert haystacks["notifications"] and haystacks["prefect api (parameters, states, logs, "
                                                     "artifacts)"]
     for where, text in haystacks.items():
