@@ -11,6 +11,7 @@ from prefect.blocks.abstract import CredentialsBlock
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from prefect_posthog.client import InvalidInputError, PostHogClient, RetryPolicy, parse_rates
+from prefect_posthog.client.capture import CaptureClient, capture_host_for
 from prefect_posthog.client.client import check_personal_api_key
 
 POSTHOG_US = "https://us.posthog.com"
@@ -24,6 +25,19 @@ def _is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(hostname).is_loopback
     except ValueError:
         return False
+
+
+def _valid_url(field: str, value: str) -> str:
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{field} {value!r} is not a URL; use e.g. {POSTHOG_US} or {POSTHOG_EU}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(f"{field} must use https (plain http is only allowed for loopback "
+                         f"addresses); use https://{parts.netloc}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{field} must not contain a query string or fragment")
+    return value
 
 
 class PostHogCredentials(CredentialsBlock):
@@ -85,6 +99,14 @@ class PostHogCredentials(CredentialsBlock):
             "empty to disable for self-hosted servers without rate limits."
         ),
     )
+    capture_host: str | None = Field(
+        default=None,
+        description=(
+            "Where events are captured, for bulk writes through ingestion; empty for the "
+            "default (https://us.i.posthog.com or https://eu.i.posthog.com for PostHog "
+            "Cloud, else the host)."
+        ),
+    )
     max_attempts: int = Field(
         default=5, ge=1, le=20,
         description="Attempts per request for transport errors, 408, 429 and 5xx.",
@@ -93,20 +115,14 @@ class PostHogCredentials(CredentialsBlock):
     @field_validator("host")
     @classmethod
     def _check_host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"host {value!r} is not a URL; use e.g. {POSTHOG_US} or {POSTHOG_EU}"
-            )
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError(
-                "host must use https (plain http is only allowed for loopback addresses); "
-                f"use https://{parts.netloc}"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError("host must not contain a query string or fragment")
-        return value
+        return _valid_url("host", value)
+
+    @field_validator("capture_host")
+    @classmethod
+    def _check_capture_host(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return _valid_url("capture_host", value)
 
     @field_validator("personal_api_key")
     @classmethod
@@ -130,6 +146,19 @@ class PostHogCredentials(CredentialsBlock):
     def _check_rate(cls, value: str) -> str:
         parse_rates(value)  # raises ValueError naming the bad part
         return value.strip()
+
+    def get_capture_client(self, token: str) -> CaptureClient:
+        """A client sending events with the project's capture token (``phc_...``).
+
+        Args:
+            token: The project token (see `PostHogClient.get_project`).
+
+        Returns:
+            A `CaptureClient`; use it as a context manager.
+        """
+        return CaptureClient(self.capture_host or capture_host_for(self.host), token,
+                             timeout=self.timeout_seconds,
+                             retry=RetryPolicy(max_attempts=self.max_attempts))
 
     def get_client(
         self,

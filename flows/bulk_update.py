@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import copy_context
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from prefect import Flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -33,11 +33,18 @@ from prefect_posthog.client import (
 )
 from prefect_posthog.client.client import query_value
 from prefect_posthog.flows.blocks import load_credentials
+from prefect_posthog.flows.capture_path import (
+    AUTO_CAPTURE_MINUTES,
+    WritePath,
+    api_minutes,
+    parse_windows,
+    run_capture_path,
+)
 from prefect_posthog.flows.events import bulk_update_event, project_of
 from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
 from prefect_posthog.flows.preflight import project_or_fail
 from prefect_posthog.flows.reporting import publish_report
-from prefect_posthog.tasks import list_group_types
+from prefect_posthog.tasks import get_project, list_group_types
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -168,8 +175,16 @@ def read_rows(updates: Iterable[Any] | None, source_path: str | None) -> Iterato
         yield _parse(raw, index)
 
 
-def validate_input(updates: list[Any] | None, source_path: str | None) -> int:
-    """Check every row before anything is written; return the row count.
+class InputSummary(NamedTuple):
+    """What validation learnt about the input."""
+
+    rows: int
+    max_writes: int  # every property set or unset counted: an upper bound of API writes
+
+
+def validate_input(updates: list[Any] | None, source_path: str | None) -> InputSummary:
+    """Check every row before anything is written; return the row count and an upper bound
+    of the writes it needs.
 
     Rows for the same group are allowed when they agree; two rows giving one property of
     one group different values (or setting and removing it) are refused, since any order
@@ -180,19 +195,20 @@ def validate_input(updates: list[Any] | None, source_path: str | None) -> int:
     """
     if source_path is not None and Path(source_path).is_file():
         _check_utf8(Path(source_path))
-    count = 0
+    count = max_writes = 0
     seen: set[int] = set()
     repeated: set[int] = set()  # hashes only: a 100k-row input stays small in memory
     try:
         for row in read_rows(updates, source_path):
             count += 1
+            max_writes += len(row.update.set) + len(row.update.unset)
             ident = hash((row.update.group_type_index, row.update.group_key))
             (repeated if ident in seen else seen).add(ident)
     except csv.Error as exc:
         raise InvalidInputError(f"row {count + 1}", f"is not valid CSV ({exc})") from None
     if repeated:
         _refuse_conflicts(read_rows(updates, source_path), repeated)
-    return count
+    return InputSummary(count, max_writes)
 
 
 def _refuse_conflicts(rows: Iterator[Row], repeated: set[int]) -> None:
@@ -443,6 +459,42 @@ def failed_outcomes(rows: list[Row], reason: str) -> list[ItemOutcome]:
 
 # -- the flow --------------------------------------------------------------------------------------
 
+class _Collector:
+    """Counts every outcome, streams it to the report file, keeps what the cap allows."""
+
+    def __init__(self, report: BulkUpdateReport, sink: Any, cap: int) -> None:
+        self.report, self.sink, self.cap = report, sink, cap
+        self.problems: list[ItemOutcome] = []
+        self.others: list[ItemOutcome] = []
+
+    def add(self, outcome: ItemOutcome) -> None:
+        self.report.count(outcome)
+        if self.sink:
+            self.sink.write(outcome.model_dump_json() + "\n")
+        # Failures and skips are listed first; the rest fill what the cap leaves.
+        keep = self.problems if outcome.status in ("failed", "skipped") else self.others
+        if len(keep) < self.cap:
+            keep.append(outcome)
+        else:
+            self.report.items_truncated = True
+
+
+def _capture_token(credentials: PostHogCredentials, token: str | None,
+                   project_id: int | None) -> str:
+    if token:
+        return token
+    try:
+        project = get_project(credentials, project_id=project_id)
+    except PostHogError as exc:
+        raise InvalidInputError("project_token", f"could not read the project's capture token "
+                                f"({exc}); give project_token, or a key with project:read"
+                                ) from None
+    if not project.api_token:
+        raise InvalidInputError("project_token", "the project has no capture token; give "
+                                "project_token")
+    return project.api_token
+
+
 class _BulkUpdateFlow(Flow):
     """The bulk flow, whose ``updates`` never make a flow run too large to create.
 
@@ -474,6 +526,9 @@ def bulk_update_group_properties(
     project_id: int | None = None,
     report_path: str | None = None,
     max_report_items: Annotated[int, Field(ge=0)] = 5000,
+    write_path: WritePath = "auto",
+    project_token: str | None = None,
+    verify_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0,
 ) -> BulkUpdateReport:
     """Bring many groups' properties to the desired values, writing only what differs.
 
@@ -502,6 +557,15 @@ def bulk_update_group_properties(
         report_path: Also write every item's outcome to this JSONL file.
         max_report_items: Most item outcomes listed in the returned report and artifact
             (failed and skipped first); all are counted.
+        write_path: ``api`` writes one management API call per changed property;
+            ``capture`` sends property sets as ``$groupidentify`` events (no per-key rate
+            limit) and verifies them by reading back; ``auto`` uses capture when the API
+            would need more than 5 minutes under the key's budget (about 2,400 writes on
+            PostHog Cloud), else the API.
+        project_token: The project's capture token (``phc_...``) for the capture path;
+            read from the project (needs ``project:read``) when not given.
+        verify_timeout_seconds: How long captured values may take to show before those
+            groups are written once through the management API.
 
     Returns:
         The report (also published as the artifacts ``posthog-bulk-update`` and
@@ -525,54 +589,71 @@ def bulk_update_group_properties(
     """
     logger = get_run_logger()
     credentials = load_credentials(credentials)
-    total = validate_input(updates, source_path)
+    summary_in = validate_input(updates, source_path)
+    total = summary_in.rows
     logger.info("Validated %d rows%s", total, " (dry run)" if dry_run else "")
     # One read proves the project (and host) before any write: a wrong one would otherwise
     # turn every row into a green "skipped: group does not exist".
-    project_or_fail(credentials, project_id,
-                    lambda: list_group_types(credentials, project_id=project_id))
+    group_types = project_or_fail(credentials, project_id,
+                                  lambda: list_group_types(credentials, project_id=project_id))
     report = BulkUpdateReport(dry_run=dry_run, report_path=report_path, reads=1)
     progress = create_progress_artifact(0.0, key="posthog-bulk-update-progress",
                                         description="Bulk group property update")
-    pages = PageKnowledge()
-    problems: list[ItemOutcome] = []
-    others: list[ItemOutcome] = []
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(Path(report_path).open("w")) if report_path else None
-        done = 0
-        for batch in chunks(read_rows(updates, source_path), batch_size):
-            # quote: Prefect would otherwise walk and rebuild every row of the batch.
-            try:
-                result = apply_group_property_batch(
-                    credentials, quote(batch), batch[0].row, pages, dry_run=dry_run,
-                    create_missing=create_missing, max_concurrency=max_concurrency,
-                    concurrency_limit_name=concurrency_limit_name, project_id=project_id)
-            except Exception as exc:  # the batch task crashed: its rows still get outcomes
-                text = str(exc) if isinstance(exc, PostHogError) else type(exc).__name__
-                result = BatchResult(outcomes=failed_outcomes(batch, f"batch failed: {text}"),
-                                     reads=0, writes=0, pages=pages)
-            pages = result.pages
-            report.reads += result.reads
-            report.writes += result.writes
-            for outcome in result.outcomes:
-                report.count(outcome)
-                if sink:
-                    sink.write(outcome.model_dump_json() + "\n")
-                # Failures and skips are listed first; the rest fill what the cap leaves.
-                keep = problems if outcome.status in ("failed", "skipped") else others
-                if len(keep) < max_report_items:
-                    keep.append(outcome)
-                else:
-                    report.items_truncated = True
-            done += len(batch)
-            update_progress_artifact(progress, 100.0 * done / max(total, 1),
-                                     description=f"{done} of {total} rows")
+        collected = _Collector(report, sink, max_report_items)
+        pages = PageKnowledge()
+
+        def run_api(rows: Iterable[Row], path: str, note: str | None) -> None:
+            nonlocal pages
+            for batch in chunks(iter(rows), batch_size):
+                # quote: Prefect would otherwise walk and rebuild every row of the batch.
+                try:
+                    result = apply_group_property_batch(
+                        credentials, quote(batch), batch[0].row, pages, dry_run=dry_run,
+                        create_missing=create_missing, max_concurrency=max_concurrency,
+                        concurrency_limit_name=concurrency_limit_name, project_id=project_id)
+                except Exception as exc:  # the batch task crashed: its rows get outcomes
+                    text = str(exc) if isinstance(exc, PostHogError) else type(exc).__name__
+                    result = BatchResult(outcomes=failed_outcomes(batch, f"batch failed: "
+                                                                  f"{text}"),
+                                         reads=0, writes=0, pages=pages)
+                pages = result.pages
+                report.reads += result.reads
+                report.writes += result.writes
+                for outcome in result.outcomes:
+                    outcome.write_path = path
+                    if note and outcome.status in ("applied", "unchanged"):
+                        outcome.reason = note
+                    collected.add(outcome)
+                update_progress_artifact(progress, 100.0 * report.total / max(total, 1),
+                                         description=f"{report.total} of {total} rows")
+
+        chosen = write_path
+        if chosen == "auto" and api_minutes(summary_in.max_writes,
+                                            parse_windows(credentials)) <= AUTO_CAPTURE_MINUTES:
+            chosen = "api"  # even if every property differed, the API is quick enough
+        captured = False
+        if chosen != "api":
+            captured = run_capture_path(
+                credentials, list(read_rows(updates, source_path)),
+                {t.group_type_index: t.group_type for t in group_types},
+                token=_capture_token(credentials, project_token, project_id),
+                auto=write_path == "auto", dry_run=dry_run, create_missing=create_missing,
+                verify_timeout_seconds=verify_timeout_seconds, batch_size=batch_size,
+                project_id=project_id, counters=report, add=collected.add, run_api=run_api)
+        report.write_path = "capture" if captured else "api"
+        if not captured:
+            run_api(read_rows(updates, source_path), "api", None)
+        update_progress_artifact(progress, 100.0, description=f"{total} of {total} rows")
+    problems, others = collected.problems, collected.others
     report.items = sorted(problems + others[: max(0, max_report_items - len(problems))],
                           key=lambda o: o.row)
     report.items_truncated = report.items_truncated or len(report.items) < report.total
     summary = {"rows": report.total, "applied": report.applied, "unchanged": report.unchanged,
                "skipped": report.skipped, "failed": report.failed, "planned": report.planned,
-               "read calls": report.reads, "write calls": report.writes}
+               "write path": report.write_path, "read calls": report.reads,
+               "write calls": report.writes, "events sent": report.events}
     note = ("Every item is listed." if not report.items_truncated else
             f"Failed and skipped items are listed first, then the others up to "
             f"{max_report_items}; " + (f"every outcome is in {report_path}." if report_path

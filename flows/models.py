@@ -66,6 +66,8 @@ class ItemOutcome(BaseModel):
     changes: list[str] = Field(default_factory=list,
                                description="Properties written (+name) or removed (-name).")
     reason: str | None = None
+    write_path: str | None = Field(
+        None, description="api, capture, or api-after-capture (not visible in time).")
 
 
 class BulkUpdateReport(BaseModel):
@@ -79,14 +81,15 @@ class BulkUpdateReport(BaseModel):
     failed: int = 0
     planned: int = 0
     reads: int = Field(0, description="Read calls made to plan.")
-    writes: int = Field(0, description="Write calls made (one per changed property).")
+    writes: int = Field(0, description="Management API write calls made.")
+    events: int = Field(0, description="$groupidentify events sent through capture.")
     items: list[ItemOutcome] = Field(
         default_factory=list,
         description="Item outcomes: every item, or failed and skipped first up to "
                     "max_report_items.")
     items_truncated: bool = False
     report_path: str | None = None
-    write_path: str = Field("api", description="How properties were written: api.")
+    write_path: str = Field("api", description="The path chosen: api or capture.")
 
     def count(self, outcome: ItemOutcome) -> None:
         self.total += 1

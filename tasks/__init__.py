@@ -20,6 +20,7 @@ from prefect_posthog.tasks.project_secret_api_keys import (
     roll_project_secret_api_key,
     update_project_secret_api_key,
 )
+from prefect_posthog.tasks.projects import get_project, query_groups
 from prefect_posthog.tasks.sharing import (
     create_dashboard_sharing_password,
     create_insight_sharing_password,
@@ -53,6 +54,7 @@ __all__ = [
     "get_dashboard_sharing",
     "get_group_activity",
     "get_insight_sharing",
+    "get_project",
     "get_project_secret_api_key",
     "get_session_recording_sharing",
     "list_group_property_definitions",
@@ -61,6 +63,7 @@ __all__ = [
     "list_groups",
     "list_project_secret_api_keys",
     "list_related_groups",
+    "query_groups",
     "refresh_dashboard_sharing",
     "refresh_insight_sharing",
     "refresh_session_recording_sharing",

@@ -13,6 +13,7 @@ with PostHogClient("https://us.posthog.com", "phx_...", project_id=12345) as pos
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from prefect_posthog.client.models import (
     Group,
     GroupsPage,
     GroupType,
+    Project,
     ProjectSecretAPIKey,
     ProjectSecretAPIKeysPage,
     PropertyCount,
@@ -55,6 +57,9 @@ from prefect_posthog.client.retry import RETRYABLE_STATUSES, RetryPolicy, parse_
 logger = logging.getLogger("prefect_posthog.client")
 
 DEFAULT_RATE_LIMITS = (RateWindow(480, 60.0), RateWindow(4800, 3600.0))
+# HogQL queries have their own per-key budget, replacing the default one (SPEC §6.6).
+HOGQL_RATE_LIMITS = (RateWindow(120, 3600.0),)
+QUERY_MAX_ROWS = 50_000
 PathStyle = Literal["projects", "environments"]
 
 # Transport failures that prove the request never reached PostHog.
@@ -145,6 +150,9 @@ class PostHogClient:
         self.limiter: RateLimiter | None = (
             shared_limiter(self.host, key, tuple(rate_limits)) if rate_limits else None
         )
+        self.query_limiter: RateLimiter | None = (
+            shared_limiter(self.host, key + "#hogql", HOGQL_RATE_LIMITS) if rate_limits else None
+        )
         self._before_request = before_request
         self._sleep = sleep
         self._http = httpx.Client(
@@ -188,6 +196,7 @@ class PostHogClient:
         gone_on_retry: Callable[[PostHogAPIError], bool] | None = None,
         headers: dict[str, str] | None = None,
         limited: bool = True,
+        limiter: RateLimiter | None = None,
     ) -> Any:
         """Send one logical request under the retry policy and the rate limiter.
 
@@ -203,8 +212,8 @@ class PostHogClient:
             attempt += 1
             if self._before_request is not None:
                 self._before_request()
-            limiter = self.limiter if limited else None
-            slot = limiter.acquire() if limiter else None
+            window = limiter or (self.limiter if limited else None)
+            slot = window.acquire() if window else None
             try:
                 response = self._http.request(method, path, params=params, json=json,
                                               headers=headers)
@@ -224,8 +233,8 @@ class PostHogClient:
                 self._sleep(delay)
                 continue
             finally:
-                if slot is not None and limiter is not None:
-                    limiter.release(slot)
+                if slot is not None and window is not None:
+                    window.release(slot)
 
             status = response.status_code
             logger.debug("%s %s -> %d (attempt %d)", method, url_path, status, attempt)
@@ -245,8 +254,8 @@ class PostHogClient:
             )
             if maybe_applied and gone_on_retry is not None and gone_on_retry(error):
                 return None
-            if status == 429 and retry_after and limiter is not None:
-                limiter.pause(retry_after)
+            if status == 429 and retry_after and window is not None:
+                window.pause(retry_after)
             if status not in RETRYABLE_STATUSES:
                 raise error
             if status != 429:
@@ -282,6 +291,58 @@ class PostHogClient:
             problems = [".".join(str(p) for p in e["loc"]) + f": {e['type']}"
                         for e in exc.errors(include_input=False, include_url=False)][:5]
             raise UnexpectedResponseError(operation, problems or ["body: invalid"]) from None
+
+    # -- project and queries ---------------------------------------------------------------
+
+    def get_project(self) -> Project:
+        """GET ``/api/projects/{id}/``: the project, with its capture token ``api_token``."""
+        return self._parse(Project, self._request("get_project", "GET", ""), "get_project")
+
+    def query_groups(
+        self, group_type_index: int, *, after: str | None = None,
+        limit: int = QUERY_MAX_ROWS,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """POST ``query/`` (HogQL): up to ``limit`` groups of a type as ``(key, properties)``,
+        ordered by key, after ``after``.
+
+        One call reads up to 50,000 groups, where the groups list reads 100; HogQL has its
+        own budget (120 calls an hour per key), which the client keeps separately.
+        """
+        if not isinstance(group_type_index, int) or not 0 <= group_type_index <= 4:
+            raise InvalidInputError("group_type_index", "must be an integer from 0 to 4")
+        if not 1 <= limit <= QUERY_MAX_ROWS:
+            raise InvalidInputError("limit", f"must be from 1 to {QUERY_MAX_ROWS}")
+        text = "select key, properties from groups where index = {idx}"
+        values: dict[str, Any] = {"idx": group_type_index}
+        if after is not None:
+            text += " and key > {after}"
+            values["after"] = after
+        text += f" order by key limit {int(limit)}"
+        data = self._request("query", "POST", "query/", json={
+            "query": {"kind": "HogQLQuery", "query": text, "values": values}},
+            limited=False, limiter=self.query_limiter)
+        rows = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise UnexpectedResponseError("query", ["results: missing"])
+        out = []
+        for row in rows:
+            try:
+                key, props = row[0], row[1]
+                out.append((str(key), json.loads(props) if isinstance(props, str) else props))
+            except (IndexError, TypeError, ValueError):
+                raise UnexpectedResponseError("query", ["results: not [key, properties]"]
+                                              ) from None
+        return out
+
+    def iter_group_properties(self, group_type_index: int) -> Iterator[tuple[str, dict]]:
+        """Every group of a type as ``(key, properties)``, 50,000 per query call."""
+        after: str | None = None
+        while True:
+            page = self.query_groups(group_type_index, after=after)
+            yield from page
+            if len(page) < QUERY_MAX_ROWS:
+                return
+            after = page[-1][0]
 
     # -- groups --------------------------------------------------------------------------
 

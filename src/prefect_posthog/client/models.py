@@ -31,6 +31,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, hide_input_in_errors=True)
 
 
+class Project(_Model):
+    """A project (team): its id, name and public capture token."""
+
+    id: int
+    name: str | None = None
+    api_token: str | None = Field(default=None, description="The phc_ capture token.")
+
+
 class GroupType(_Model):
     """A group type of the project (``groups_types/``)."""
 

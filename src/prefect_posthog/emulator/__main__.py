@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="probability of a fault per request")
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG")
+    parser.add_argument("--ingestion-lag", type=float, default=3.0, metavar="SECONDS",
+                        help="seconds before a captured $groupidentify reaches the groups")
     parser.add_argument("--no-advanced-permissions", action="store_true",
                         help="the organization lacks Advanced Permissions")
     parser.add_argument("--seed-demo", action="store_true",
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator = Emulator(args.port, args.host, personal_api_keys=keys,
                             rate_limit="" if args.no_rate_limit else args.rate_limit,
                             faults=faults, advanced_permissions=not args.no_advanced_permissions,
-                            state_file=args.state)
+                            state_file=args.state, ingestion_lag=args.ingestion_lag)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from prefect_posthog.client.ratelimit import RateWindow, parse_rates
+from prefect_posthog.emulator import query as query_api
+from prefect_posthog.emulator.capture import CAPTURE_PATH, Ingestion, IngestionFaults
 from prefect_posthog.emulator.seed import apply_seed
 from prefect_posthog.emulator.state import (
     ApiError,
@@ -52,6 +54,8 @@ class Route:
 
 def _routes() -> list[Route]:
     table = [
+        ("GET", r"", "get_project", "project:read"),
+        ("POST", r"query", "query", "query:read"),
         ("GET", r"groups_types", "list_group_types", "group:read"),
         ("GET", r"groups", "list_groups", "group:read"),
         ("POST", r"groups", "create_group", "group:write"),
@@ -87,6 +91,8 @@ def _routes() -> list[Route]:
 
 
 ROUTES = _routes()
+# HogQL queries have their own throttle, replacing the default ones (SPEC §6.6).
+HOGQL_RATE = parse_rates("120/h")
 API_PREFIX = re.compile(r"^/api/(?P<style>projects|environments)/(?P<project>[^/]+)/(?P<rest>.*)$")
 
 
@@ -182,11 +188,14 @@ class EmulatorApp:
 
     def __init__(self, state: PostHogState | None = None, *,
                  rate_limit: tuple[RateWindow, ...] = parse_rates("480/min,4800/h"),
-                 faults: Faults | None = None, state_file: str | None = None) -> None:
+                 faults: Faults | None = None, state_file: str | None = None,
+                 ingestion_lag: float = 3.0) -> None:
         self.state = state or PostHogState()
         # reset goes back to the switches the emulator started with
         self._initial_config = dataclasses.replace(self.state.config)
         self.throttle = Throttle(tuple(rate_limit))
+        self.query_throttle = Throttle(HOGQL_RATE if rate_limit else ())
+        self.ingestion = Ingestion(self.state, lag=ingestion_lag)
         self.faults = faults or Faults()
         self.state_file = state_file
         self.requests: deque[dict] = deque(maxlen=200_000)
@@ -222,19 +231,35 @@ class EmulatorApp:
             status, body = self._viewer(method, path, raw)
             await _send_json(send, status, body)
             return
+        capture = CAPTURE_PATH.match(path)
+        if capture and method in ("POST", "GET"):
+            with self.state.lock:
+                status, body = self.ingestion.capture(capture.group("route"), query, headers,
+                                                      raw)
+            await _send_json(send, status, body)
+            return
         await self._api(send, method, path, query, headers, raw, base_url)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._ingesting = asyncio.ensure_future(self._ingest_forever())
                 await send({"type": "lifespan.startup.complete"})
                 if self.on_startup is not None:
                     self.on_startup()
             elif message["type"] == "lifespan.shutdown":
+                self._ingesting.cancel()
                 self.save()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _ingest_forever(self) -> None:
+        """The ingestion pipeline: applies captured events once their lag has passed."""
+        while True:
+            await asyncio.sleep(0.1)
+            with self.state.lock:
+                self.ingestion.apply_due()
 
     def save(self) -> None:
         """Write the state file, when one is configured."""
@@ -267,6 +292,7 @@ class EmulatorApp:
             if fault == "late":
                 await asyncio.sleep(self.faults.late_seconds)
             with self.state.lock:
+                self.ingestion.apply_due()  # reads see everything whose lag has passed
                 status, body = self._dispatch(route, params, project, method, path, query,
                                               headers, raw, base_url)
             if fault == "capture":
@@ -366,16 +392,19 @@ class EmulatorApp:
                             "keys. Contact an admin to enable personal API keys for this "
                             "organization.")
 
-        if self.throttle.windows:
-            wait = self.throttle.check(value, self.state.now())
+        throttle = self.query_throttle if route.operation == "query" else self.throttle
+        if throttle.windows:
+            wait = throttle.check(value, self.state.now())
             if wait is not None:
                 seconds = max(1, math.ceil(wait))
                 raise ApiError(429, {"type": "throttled_error", "code": "throttled",
                                      "detail": f"Request was throttled. Expected available in "
                                                f"{seconds} second{'s' if seconds != 1 else ''}.",
                                      "attr": None}, {"Retry-After": str(seconds)})
-        handler = getattr(self.state, route.operation)
-        return handler(self._request(method, path, base_url, params, query, body, team, user))
+        request = self._request(method, path, base_url, params, query, body, team, user)
+        if route.operation in query_api.HANDLERS:
+            return query_api.HANDLERS[route.operation](self.state, request)
+        return getattr(self.state, route.operation)(request)
 
     def _request(self, method: str, path: str, base_url: str, params: dict, query: dict,
                  body: Any, team: dict, user: dict | None) -> Request:
@@ -438,6 +467,8 @@ class EmulatorApp:
             state._index.clear()
             state.data["personal_api_keys"] = keys
             self.throttle.history.clear()
+            self.query_throttle.history.clear()
+            self.ingestion = Ingestion(state, lag=self.ingestion.lag)
             self.faults = Faults()
             self.requests.clear()
             return 200, {"ok": True}
@@ -459,6 +490,23 @@ class EmulatorApp:
                         org.pop(name, None)
             if "rate_limit" in body:
                 self.throttle = Throttle(parse_rates(body["rate_limit"] or ""))
+                self.query_throttle = Throttle(HOGQL_RATE if self.throttle.windows else ())
+            if "ingestion_lag" in body:
+                self.ingestion.lag = float(body["ingestion_lag"])
+            return 200, {"ok": True}
+        if action == "ingestion" and method == "GET":
+            return 200, {**self.ingestion.stats, "pending": self.ingestion.pending(),
+                         "lag": self.ingestion.lag}
+        if action == "ingestion" and method == "POST":
+            # Ingestion faults (not HTTP faults): dropped / delayed, per capture request.
+            self.ingestion.faults = IngestionFaults(
+                kinds=tuple(body.get("kinds", ())), rate=float(body.get("rate", 0.0)),
+                seed=int(body.get("seed", 0)),
+                delay_seconds=float(body.get("delay_seconds", 30.0)),
+                schedule=[{"fault": s["fault"], "count": int(s.get("count", 1))}
+                          for s in body.get("schedule", [])])
+            if body.get("flush"):
+                self.ingestion.apply_due(float("inf"))
             return 200, {"ok": True}
         if action == "clock" and method == "POST":
             state.clock_offset += float(body.get("advance", 0))

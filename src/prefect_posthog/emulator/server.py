@@ -32,6 +32,7 @@ class Emulator:
         faults: Fault injection settings.
         advanced_permissions: Whether the organization has Advanced Permissions.
         state_file: Load state from and save it to this file.
+        ingestion_lag: Seconds before a captured ``$groupidentify`` reaches the groups.
 
     Example:
         ```python
@@ -52,6 +53,7 @@ class Emulator:
         faults: Faults | None = None,
         advanced_permissions: bool = True,
         state_file: str | None = None,
+        ingestion_lag: float = 3.0,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -67,7 +69,7 @@ class Emulator:
         if isinstance(rate_limit, str):
             rate_limit = parse_rates(rate_limit)
         self.app = EmulatorApp(state, rate_limit=rate_limit, faults=faults,
-                               state_file=state_file)
+                               state_file=state_file, ingestion_lag=ingestion_lag)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 

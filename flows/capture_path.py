@@ -1,0 +1,267 @@
+"""The bulk flow's second write path: property sets as ``$groupidentify`` events through
+PostHog's capture API, verified through the management API.
+
+Capture has no per-key rate limit, so 100,000 groups take seconds to send where the
+management API (4,800 calls an hour per key) would take a day. But ingestion applies events
+later and silently drops what it cannot attribute: an item counts as ``applied`` only once
+reading it back shows its values. Reads use HogQL (50,000 groups per call); items still not
+visible at the deadline are written once through the management API, and whatever remains
+is ``failed`` with the reason. Unsets, rows of group types without a name, and groups whose
+rows also unset something stay on the management API path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from pydantic import BaseModel, Field
+
+from prefect_posthog.blocks import PostHogCredentials
+from prefect_posthog.client import PostHogError
+from prefect_posthog.client.capture import group_identify_event
+from prefect_posthog.client.ratelimit import RateWindow
+from prefect_posthog.flows.models import ItemOutcome
+
+WritePath = Literal["auto", "api", "capture"]
+# `auto` sends through capture when the management API would need longer than this for the
+# job's writes under the key's budget (480/min and 4,800/h on PostHog Cloud: ~2,400 writes).
+AUTO_CAPTURE_MINUTES = 5.0
+EVENTS_PER_REQUEST = 1000
+
+GroupId = tuple[int, str]
+
+
+def api_minutes(writes: int, windows: Iterable[RateWindow]) -> float:
+    """Minutes the management API needs for ``writes`` calls under the key's windows."""
+    if writes <= 0:
+        return 0.0
+    return max((((writes - 1) // w.limit) * w.period for w in windows), default=0.0) / 60
+
+
+class CaptureItem(BaseModel):
+    """One group's wanted properties, merged from its rows, and which of them differ."""
+
+    group_type_index: int
+    group_key: str
+    wanted: dict[str, Any] = Field(default_factory=dict)
+    rows: list[tuple[int, list[str]]] = Field(default_factory=list,
+                                               description="(row, its changes) per input row")
+    creates: bool = False
+
+    def outcomes(self, status: str, write_path: str, reason: str | None = None
+                 ) -> list[ItemOutcome]:
+        return [ItemOutcome(row=row, group_type_index=self.group_type_index,
+                            group_key=self.group_key, write_path=write_path,
+                            status="unchanged" if not changes and status == "applied"
+                            else status, changes=changes, reason=reason)
+                for row, changes in self.rows]
+
+
+def _same(current: dict[str, Any], key: str, value: Any) -> bool:
+    return key in current and json.dumps(current[key], sort_keys=True) == json.dumps(
+        value, sort_keys=True)
+
+
+def visible(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Whether a group read back shows every wanted value."""
+    return current is not None and all(_same(current, k, v) for k, v in wanted.items())
+
+
+@task(name="Read PostHog groups through HogQL", cache_policy=NO_CACHE, persist_result=False,
+      retries=0)
+def read_groups(credentials: PostHogCredentials, group_type_indexes: list[int],
+                keys: set[GroupId] | None = None, project_id: int | str | None = None
+                ) -> tuple[dict[GroupId, dict[str, Any]], int]:
+    """Properties of the groups of these types (only ``keys``, if given), and the calls made."""
+    found: dict[GroupId, dict[str, Any]] = {}
+    calls = 0
+    with credentials.get_client(project_id) as posthog:
+        for gti in group_type_indexes:
+            after = None
+            while True:
+                page = posthog.query_groups(gti, after=after)
+                calls += 1
+                for key, props in page:
+                    if keys is None or (gti, key) in keys:
+                        found[(gti, key)] = props
+                if len(page) < 50_000:
+                    break
+                after = page[-1][0]
+    return found, calls
+
+
+@task(name="Send $groupidentify events", cache_policy=NO_CACHE, persist_result=False,
+      retries=0, task_run_name="capture-{first_row}")
+def send_group_identify(credentials: PostHogCredentials, token: str, type_names: dict[int, str],
+                        items: list[CaptureItem], first_row: int) -> tuple[int, list[GroupId]]:
+    """Send one event per group, 1,000 per request; return events sent and groups refused."""
+    sent, refused = 0, []
+    with credentials.get_capture_client(token) as capture:
+        for start in range(0, len(items), EVENTS_PER_REQUEST):
+            chunk = items[start:start + EVENTS_PER_REQUEST]
+            events = [group_identify_event(type_names[i.group_type_index], i.group_key,
+                                           i.wanted) for i in chunk]
+            try:
+                capture.send(events)
+                sent += len(events)
+            except PostHogError as exc:
+                get_run_logger().warning("Capture refused %d events (%s); they will be "
+                                         "written through the management API", len(events),
+                                         exc)
+                refused += [(i.group_type_index, i.group_key) for i in chunk]
+    return sent, refused
+
+
+@task(name="Verify captured group properties", cache_policy=NO_CACHE, persist_result=False,
+      retries=0)
+def verify_captured(credentials: PostHogCredentials, wanted: dict[GroupId, dict[str, Any]],
+                    timeout_seconds: float, project_id: int | str | None = None
+                    ) -> tuple[set[GroupId], int]:
+    """Read back with backoff until every group shows its values or the deadline passes.
+
+    Returns the groups seen with their values and the read calls made.
+    """
+    logger = get_run_logger()
+    pending = dict(wanted)
+    seen: set[GroupId] = set()
+    calls, delay = 0, 1.0
+    deadline = time.monotonic() + timeout_seconds
+    with credentials.get_client(project_id) as posthog:
+        while pending:
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            for gti in sorted({g for g, _ in pending}):
+                after = None
+                while True:
+                    page = posthog.query_groups(gti, after=after)
+                    calls += 1
+                    for key, props in page:
+                        if (gti, key) in pending and visible(props, pending[(gti, key)]):
+                            del pending[(gti, key)]
+                            seen.add((gti, key))
+                    if len(page) < 50_000:
+                        break
+                    after = page[-1][0]
+            logger.info("Verification: %d of %d groups show their values", len(seen),
+                        len(wanted))
+            if not pending or time.monotonic() >= deadline:
+                break
+            delay = min(delay * 2, 30.0)
+    return seen, calls
+
+
+def run_capture_path(
+    credentials: PostHogCredentials,
+    rows: list[Any],
+    type_names: dict[int, str],
+    *,
+    token: str,
+    auto: bool,
+    dry_run: bool,
+    create_missing: bool,
+    verify_timeout_seconds: float,
+    batch_size: int,
+    project_id: int | str | None,
+    counters: Any,
+    add: Any,
+    run_api: Any,
+) -> bool:
+    """Plan, send, verify; hand the rest to the management API path (``run_api``).
+
+    ``rows`` are the validated input rows; ``add(outcome)`` records an outcome;
+    ``run_api(rows, write_path, note)`` writes rows through the management API. Returns
+    False (having written nothing) when ``auto`` finds the job small enough for the API.
+    """
+    logger = get_run_logger()
+    by_group: dict[GroupId, list[Any]] = {}
+    for row in rows:
+        by_group.setdefault((row.update.group_type_index, row.update.group_key), []).append(row)
+    snapshot, calls = read_groups(credentials, sorted({g for g, _ in by_group}),
+                                  keys=set(by_group), project_id=project_id)
+    counters.reads += calls
+    api_rows: list[Any] = []
+    items: list[CaptureItem] = []
+    settled: list[ItemOutcome] = []  # recorded only once the path is decided
+    writes_needed = 0
+    for gid, group_rows in by_group.items():
+        current = snapshot.get(gid)
+        if current is None and not create_missing:
+            settled += [ItemOutcome(row=row.row, group_type_index=gid[0], group_key=gid[1],
+                                    status="skipped",
+                                    reason="group does not exist (create_missing is off)")
+                        for row in group_rows]
+            continue
+        unsets = [k for r in group_rows for k in r.update.unset if k in (current or {})]
+        if unsets or gid[0] not in type_names:
+            api_rows += group_rows  # capture cannot remove a property or name the type
+            writes_needed += len(unsets) + sum(len(r.update.set) for r in group_rows)
+            continue
+        item = CaptureItem(group_type_index=gid[0], group_key=gid[1], creates=current is None)
+        for row in group_rows:
+            item.wanted.update(row.update.set)
+        differing = {k: v for k, v in item.wanted.items() if not _same(current or {}, k, v)}
+        item.rows = [(r.row, (["+group"] if item.creates else [])
+                      + [f"+{k}" for k in r.update.set if k in differing]) for r in group_rows]
+        item.wanted = differing if not item.creates else item.wanted
+        if not differing and not item.creates:
+            settled += [o.model_copy(update={"write_path": None})
+                        for o in item.outcomes("applied", "capture")]
+            continue
+        writes_needed += len(differing) + item.creates
+        items.append(item)
+    minutes = api_minutes(writes_needed, parse_windows(credentials))
+    if auto and minutes <= AUTO_CAPTURE_MINUTES:
+        logger.info("auto: %d writes take ~%.1f min through the management API: using it",
+                    writes_needed, minutes)
+        return False
+    for outcome in settled:
+        add(outcome)
+    logger.info("Capture path: %d groups to send, %d rows through the management API "
+                "(the API alone would need ~%.0f min for %d writes)", len(items),
+                len(api_rows), minutes, writes_needed)
+    if dry_run:
+        for item in items:
+            for outcome in item.outcomes("planned", "capture"):
+                add(outcome)
+        run_api(api_rows, "api", None)
+        return True
+    refused: set[GroupId] = set()
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        sent, lost = send_group_identify(credentials, token, type_names, chunk,
+                                         first_row=chunk[0].rows[0][0])
+        counters.events += sent
+        refused.update(lost)
+    wanted = {(i.group_type_index, i.group_key): i.wanted for i in items
+              if (i.group_type_index, i.group_key) not in refused}
+    seen, calls = verify_captured(credentials, wanted, verify_timeout_seconds,
+                                  project_id=project_id) if wanted else (set(), 0)
+    counters.reads += calls
+    retry_rows: list[Any] = []
+    for item in items:
+        gid = (item.group_type_index, item.group_key)
+        if gid in seen:
+            for outcome in item.outcomes("applied", "capture"):
+                add(outcome)
+        else:
+            retry_rows += by_group[gid]
+    run_api(api_rows, "api", None)
+    if retry_rows:
+        logger.warning("%d groups did not show their values within %.0fs of capture; writing "
+                       "them once through the management API", len(retry_rows),
+                       verify_timeout_seconds)
+        run_api(retry_rows, "api-after-capture",
+                f"not visible {verify_timeout_seconds:.0f}s after capture (dropped or slow "
+                "ingestion); written through the management API")
+    return True
+
+
+def parse_windows(credentials: PostHogCredentials) -> tuple[RateWindow, ...]:
+    from prefect_posthog.client import parse_rates
+
+    return tuple(parse_rates(credentials.rate_limit))
