@@ -34,7 +34,8 @@ def main() -> None:
                                         set={"plan": "pro" if i < k else "free", "i": i})
                     for i in range(n)]
             since = posthog.read_requests()[-1]["seq"] if posthog.read_requests() else 0
-            bulk_update_group_properties(credentials, updates=rows, batch_size=5000)
+            bulk_update_group_properties(credentials, updates=rows, batch_size=5000,
+                                         write_path="api")
             calls = len([r for r in posthog.read_requests(since) if r["operation"]])
             minimum = k + 1 + min(math.ceil(n / 100), n)
             print(ratio_line(f"n={n} k={k}: calls {calls} / minimum {minimum}",

@@ -30,6 +30,7 @@ with quiet_prefect():
     creds = PostHogCredentials(host=sys.argv[1], personal_api_key=KEY, project_id=1,
                                rate_limit="")
     report = bulk_update_group_properties(creds, source_path=sys.argv[2], dry_run=True,
+                                          write_path="api",
                                           batch_size=10000, max_report_items=1000)
 print("ROWS", report.total, "PLANNED", report.planned, "READS", report.reads)
 print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

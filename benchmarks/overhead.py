@@ -37,7 +37,8 @@ def library(credentials: PostHogCredentials, value: str) -> float:
     rows = [GroupPropertyUpdate(group_type_index=0, group_key=f"g{i:05d}", set={"v": value})
             for i in range(N)]
     start = time.perf_counter()
-    report = bulk_update_group_properties(credentials, updates=rows, max_concurrency=CONCURRENCY,
+    report = bulk_update_group_properties(credentials, updates=rows, write_path="api",
+                                          max_concurrency=CONCURRENCY,
                                           batch_size=N)
     assert report.applied == N
     return N / (time.perf_counter() - start)

@@ -24,7 +24,8 @@ def main() -> None:
                                  for i in range(GROUPS)]})
         credentials = PostHogCredentials(host=posthog.url, personal_api_key=KEY,
                                          project_id=1, rate_limit=rate)
-        report = bulk_update_group_properties(credentials, max_concurrency=8, updates=[
+        report = bulk_update_group_properties(credentials, max_concurrency=8, write_path="api",
+                                              updates=[
             GroupPropertyUpdate(group_type_index=0, group_key=f"g{i:04d}", set={"n": i})
             for i in range(GROUPS)])
         log = [r for r in posthog.read_requests() if r["operation"]]

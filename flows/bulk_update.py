@@ -636,7 +636,7 @@ def bulk_update_group_properties(
         captured = False
         if chosen != "api":
             captured = run_capture_path(
-                credentials, list(read_rows(updates, source_path)),
+                credentials, lambda: read_rows(updates, source_path),
                 {t.group_type_index: t.group_type for t in group_types},
                 token=_capture_token(credentials, project_token, project_id),
                 auto=write_path == "auto", dry_run=dry_run, create_missing=create_missing,

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
-from pydantic import BaseModel, Field
 
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import PostHogError
@@ -42,25 +41,6 @@ def api_minutes(writes: int, windows: Iterable[RateWindow]) -> float:
     if writes <= 0:
         return 0.0
     return max((((writes - 1) // w.limit) * w.period for w in windows), default=0.0) / 60
-
-
-class CaptureItem(BaseModel):
-    """One group's wanted properties, merged from its rows, and which of them differ."""
-
-    group_type_index: int
-    group_key: str
-    wanted: dict[str, Any] = Field(default_factory=dict)
-    rows: list[tuple[int, list[str]]] = Field(default_factory=list,
-                                               description="(row, its changes) per input row")
-    creates: bool = False
-
-    def outcomes(self, status: str, write_path: str, reason: str | None = None
-                 ) -> list[ItemOutcome]:
-        return [ItemOutcome(row=row, group_type_index=self.group_type_index,
-                            group_key=self.group_key, write_path=write_path,
-                            status="unchanged" if not changes and status == "applied"
-                            else status, changes=changes, reason=reason)
-                for row, changes in self.rows]
 
 
 def _same(current: dict[str, Any], key: str, value: Any) -> bool:
@@ -97,16 +77,17 @@ def read_groups(credentials: PostHogCredentials, group_type_indexes: list[int],
 
 
 @task(name="Send $groupidentify events", cache_policy=NO_CACHE, persist_result=False,
-      retries=0, task_run_name="capture-{first_row}")
+      retries=0, task_run_name="capture-{first}")
 def send_group_identify(credentials: PostHogCredentials, token: str, type_names: dict[int, str],
-                        items: list[CaptureItem], first_row: int) -> tuple[int, list[GroupId]]:
+                        items: list[tuple[int, str, dict[str, Any]]], first: int
+                        ) -> tuple[int, list[GroupId]]:
     """Send one event per group, 1,000 per request; return events sent and groups refused."""
     sent, refused = 0, []
     with credentials.get_capture_client(token) as capture:
         for start in range(0, len(items), EVENTS_PER_REQUEST):
             chunk = items[start:start + EVENTS_PER_REQUEST]
-            events = [group_identify_event(type_names[i.group_type_index], i.group_key,
-                                           i.wanted) for i in chunk]
+            events = [group_identify_event(type_names[gti], key, props)
+                      for gti, key, props in chunk]
             try:
                 capture.send(events)
                 sent += len(events)
@@ -114,7 +95,7 @@ def send_group_identify(credentials: PostHogCredentials, token: str, type_names:
                 get_run_logger().warning("Capture refused %d events (%s); they will be "
                                          "written through the management API", len(events),
                                          exc)
-                refused += [(i.group_type_index, i.group_key) for i in chunk]
+                refused += [(gti, key) for gti, key, _ in chunk]
     return sent, refused
 
 
@@ -157,7 +138,7 @@ def verify_captured(credentials: PostHogCredentials, wanted: dict[GroupId, dict[
 
 def run_capture_path(
     credentials: PostHogCredentials,
-    rows: list[Any],
+    rows: Callable[[], Iterable[Any]],
     type_names: dict[int, str],
     *,
     token: str,
@@ -168,94 +149,96 @@ def run_capture_path(
     batch_size: int,
     project_id: int | str | None,
     counters: Any,
-    add: Any,
-    run_api: Any,
+    add: Callable[[ItemOutcome], None],
+    run_api: Callable[[Iterable[Any], str, str | None], None],
 ) -> bool:
     """Plan, send, verify; hand the rest to the management API path (``run_api``).
 
-    ``rows`` are the validated input rows; ``add(outcome)`` records an outcome;
+    ``rows()`` streams the validated input rows (read three times, never held: a 100,000-row
+    input keeps only one dict per group in memory); ``add(outcome)`` records an outcome;
     ``run_api(rows, write_path, note)`` writes rows through the management API. Returns
-    False (having written nothing) when ``auto`` finds the job small enough for the API.
+    False, having recorded and written nothing, when ``auto`` finds the job small enough
+    for the API.
     """
     logger = get_run_logger()
-    by_group: dict[GroupId, list[Any]] = {}
-    for row in rows:
-        by_group.setdefault((row.update.group_type_index, row.update.group_key), []).append(row)
-    snapshot, calls = read_groups(credentials, sorted({g for g, _ in by_group}),
-                                  keys=set(by_group), project_id=project_id)
+    wanted: dict[GroupId, dict[str, Any]] = {}
+    unsets: dict[GroupId, set[str]] = {}
+    for row in rows():
+        gid = (row.update.group_type_index, row.update.group_key)
+        wanted.setdefault(gid, {}).update(row.update.set)
+        if row.update.unset:
+            unsets.setdefault(gid, set()).update(row.update.unset)
+    snapshot, calls = read_groups(credentials, sorted({g for g, _ in wanted}),
+                                  keys=set(wanted), project_id=project_id)
     counters.reads += calls
-    api_rows: list[Any] = []
-    items: list[CaptureItem] = []
-    settled: list[ItemOutcome] = []  # recorded only once the path is decided
+    route: dict[GroupId, str] = {}  # skipped, unchanged, api or capture
+    send: dict[GroupId, dict[str, Any]] = {}  # what each captured group is sent
+    creates: set[GroupId] = set()
     writes_needed = 0
-    for gid, group_rows in by_group.items():
-        current = snapshot.get(gid)
+    for gid, props in wanted.items():
+        current = snapshot.pop(gid, None)
+        removes = [k for k in unsets.get(gid, ()) if k in (current or {})]
         if current is None and not create_missing:
-            settled += [ItemOutcome(row=row.row, group_type_index=gid[0], group_key=gid[1],
-                                    status="skipped",
-                                    reason="group does not exist (create_missing is off)")
-                        for row in group_rows]
-            continue
-        unsets = [k for r in group_rows for k in r.update.unset if k in (current or {})]
-        if unsets or gid[0] not in type_names:
-            api_rows += group_rows  # capture cannot remove a property or name the type
-            writes_needed += len(unsets) + sum(len(r.update.set) for r in group_rows)
-            continue
-        item = CaptureItem(group_type_index=gid[0], group_key=gid[1], creates=current is None)
-        for row in group_rows:
-            item.wanted.update(row.update.set)
-        differing = {k: v for k, v in item.wanted.items() if not _same(current or {}, k, v)}
-        item.rows = [(r.row, (["+group"] if item.creates else [])
-                      + [f"+{k}" for k in r.update.set if k in differing]) for r in group_rows]
-        item.wanted = differing if not item.creates else item.wanted
-        if not differing and not item.creates:
-            settled += [o.model_copy(update={"write_path": None})
-                        for o in item.outcomes("applied", "capture")]
-            continue
-        writes_needed += len(differing) + item.creates
-        items.append(item)
+            route[gid] = "skipped"
+        elif removes or gid[0] not in type_names:
+            route[gid] = "api"  # capture cannot remove a property or name the type
+            writes_needed += len(removes) + len(props)
+        else:
+            differing = {k: v for k, v in props.items() if not _same(current or {}, k, v)}
+            if current is None:
+                creates.add(gid)
+            if differing or current is None:
+                route[gid], send[gid] = "capture", differing
+                writes_needed += len(differing) + (current is None)
+            else:
+                route[gid] = "unchanged"
+    del wanted, snapshot
     minutes = api_minutes(writes_needed, parse_windows(credentials))
     if auto and minutes <= AUTO_CAPTURE_MINUTES:
         logger.info("auto: %d writes take ~%.1f min through the management API: using it",
                     writes_needed, minutes)
         return False
-    for outcome in settled:
-        add(outcome)
-    logger.info("Capture path: %d groups to send, %d rows through the management API "
-                "(the API alone would need ~%.0f min for %d writes)", len(items),
-                len(api_rows), minutes, writes_needed)
-    if dry_run:
-        for item in items:
-            for outcome in item.outcomes("planned", "capture"):
-                add(outcome)
-        run_api(api_rows, "api", None)
-        return True
-    refused: set[GroupId] = set()
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        sent, lost = send_group_identify(credentials, token, type_names, chunk,
-                                         first_row=chunk[0].rows[0][0])
-        counters.events += sent
-        refused.update(lost)
-    wanted = {(i.group_type_index, i.group_key): i.wanted for i in items
-              if (i.group_type_index, i.group_key) not in refused}
-    seen, calls = verify_captured(credentials, wanted, verify_timeout_seconds,
-                                  project_id=project_id) if wanted else (set(), 0)
-    counters.reads += calls
-    retry_rows: list[Any] = []
-    for item in items:
-        gid = (item.group_type_index, item.group_key)
-        if gid in seen:
-            for outcome in item.outcomes("applied", "capture"):
-                add(outcome)
-        else:
-            retry_rows += by_group[gid]
-    run_api(api_rows, "api", None)
-    if retry_rows:
+    logger.info("Capture path: %d groups to send (the management API alone would need "
+                "~%.0f min for %d writes)", len(send), minutes, writes_needed)
+    seen: set[GroupId] = set()
+    if not dry_run:
+        refused: set[GroupId] = set()
+        items = [(gti, key, props) for (gti, key), props in send.items()]
+        for start in range(0, len(items), batch_size):
+            sent, lost = send_group_identify(credentials, token, type_names,
+                                             items[start:start + batch_size], first=start)
+            counters.events += sent
+            refused.update(lost)
+        del items
+        pending = {gid: props for gid, props in send.items() if gid not in refused}
+        if pending:
+            seen, calls = verify_captured(credentials, pending, verify_timeout_seconds,
+                                          project_id=project_id)
+            counters.reads += calls
+    for row in rows():
+        gid = (row.update.group_type_index, row.update.group_key)
+        path = route[gid]
+        changes = (["+group"] if gid in creates else []) + [
+            f"+{k}" for k in row.update.set if k in send.get(gid, {})]
+        base = {"row": row.row, "group_type_index": gid[0], "group_key": gid[1]}
+        if path == "skipped":
+            add(ItemOutcome(**base, status="skipped",
+                            reason="group does not exist (create_missing is off)"))
+        elif path == "unchanged" or (path == "capture" and not changes):
+            add(ItemOutcome(**base, status="unchanged"))
+        elif path == "capture" and dry_run:
+            add(ItemOutcome(**base, status="planned", changes=changes, write_path="capture"))
+        elif path == "capture" and gid in seen:
+            add(ItemOutcome(**base, status="applied", changes=changes, write_path="capture"))
+    run_api((r for r in rows() if route[(r.update.group_type_index, r.update.group_key)]
+             == "api"), "api", None)
+    missing = {gid for gid in send if gid not in seen} if not dry_run else set()
+    if missing:
         logger.warning("%d groups did not show their values within %.0fs of capture; writing "
-                       "them once through the management API", len(retry_rows),
+                       "them once through the management API", len(missing),
                        verify_timeout_seconds)
-        run_api(retry_rows, "api-after-capture",
+        run_api((r for r in rows() if (r.update.group_type_index, r.update.group_key)
+                 in missing), "api-after-capture",
                 f"not visible {verify_timeout_seconds:.0f}s after capture (dropped or slow "
                 "ingestion); written through the management API")
     return True
