@@ -72,7 +72,8 @@ def main() -> int:
     webhook = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=webhook.serve_forever, daemon=True).start()
     # Self-hosted mode (no rate limit) keeps the demo short; the benchmarks use PostHog's.
-    with Emulator(personal_api_keys={DEMO_KEY: None}, rate_limit="") as emulator, \
+    with Emulator(personal_api_keys={DEMO_KEY: None}, rate_limit="",
+                  ingestion_lag=1.0) as emulator, \
             temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         seeded = emulator.seed(demo_spec(groups=GROUPS))
         old_keys = {k["label"]: k["value"] for k in seeded["project_secret_api_keys"]}
@@ -95,6 +96,16 @@ def main() -> int:
         print(f"   {bulk.total} rows: {bulk.applied} applied, {bulk.unchanged} unchanged, "
               f"{bulk.skipped} skipped, {bulk.failed} failed; {bulk.reads} read calls, "
               f"{bulk.writes} write calls")
+
+        print("\n1b. The same companies through ingestion ($groupidentify), verified by reading "
+              "back")
+        regions = [{"group_type_index": 0, "group_key": f"company-{i:05d}",
+                    "set": {"region": ("eu", "us", "apac")[i % 3]}} for i in range(GROUPS)]
+        captured = bulk_update_group_properties(credentials, updates=regions,
+                                                write_path="capture", verify_timeout_seconds=60)
+        print(f"   {captured.total} rows: {captured.applied} applied and seen in PostHog, "
+              f"{captured.failed} failed; {captured.events} events sent, {captured.reads} read "
+              f"calls, {captured.writes} management API writes")
 
         print("\n2. Project secret API key rotation (keys older than 30 days)")
         rotation = rotate_project_secret_api_keys(
@@ -119,7 +130,7 @@ def main() -> int:
               f"PREFECT_HOME={os.environ.get('PREFECT_HOME', '~/.prefect')}")
     webhook.shutdown()
     print(f"Done in {time.monotonic() - started:.1f}s.")
-    ok = bulk.failed == 0 and all(k.status == "rotated" for k in rotation.outcomes) and all(
+    ok = bulk.failed == 0 and captured.applied == GROUPS and all(k.status == "rotated" for k in rotation.outcomes) and all(
         t.status == "reset" for t in reset.targets)
     return 0 if ok else 1
 
