@@ -130,8 +130,9 @@ def main() -> int:
               f"PREFECT_HOME={os.environ.get('PREFECT_HOME', '~/.prefect')}")
     webhook.shutdown()
     print(f"Done in {time.monotonic() - started:.1f}s.")
-    ok = bulk.failed == 0 and captured.applied == GROUPS and all(k.status == "rotated" for k in rotation.outcomes) and all(
-        t.status == "reset" for t in reset.targets)
+    ok = (bulk.failed == 0 and captured.applied == GROUPS
+          and all(k.status == "rotated" for k in rotation.outcomes)
+          and all(t.status == "reset" for t in reset.targets))
     return 0 if ok else 1
 
 
