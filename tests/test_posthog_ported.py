@@ -410,3 +410,274 @@ def test_timestamps_have_no_fraction_when_microseconds_are_zero(api, emulator) -
     times = {g["group_key"]: g["created_at"]
              for g in api("GET", "groups/?group_type_index=0").json()["results"]}
     assert times == {"whole": "2021-05-02T00:00:00Z", "frac": "2021-05-02T00:00:00.123456Z"}
+
+
+def test_token_rotation_creates_new_config(api, emulator, objects) -> None:
+    original = api("PATCH", "dashboards/1/sharing", json={"enabled": True}).json()
+    new = api("POST", "dashboards/1/sharing/refresh/").json()["access_token"]
+    assert api("GET", "dashboards/1/sharing").json()["access_token"] == new
+    configs = [c for c in emulator.read_state()["sharing"].values()
+               if c["resource"] == "1:dashboards:1"]
+    old = next(c for c in configs if c["access_token"] == original["access_token"])
+    assert old["expires_at"] is not None and viewer(emulator, original["access_token"]) == 200
+
+
+@pytest.mark.parametrize(("action", "active_after"), [("get", 2), ("patch", 1),
+                                                      ("refresh", 1)])
+def test_sharing_endpoints_succeed_with_duplicate_active_configs(api, emulator, action,
+                                                                 active_after) -> None:
+    settings = {"whitelabel": True, "hideExtraDetails": True}
+    emulator.seed({"dashboards": [{"id": 5}], "sharing": [
+        {"resource": "dashboard", "id": 5, "new_config": True, "access_token": token,
+         "settings": settings} for token in ("duplicate_token_one", "duplicate_token_two")]})
+    path = "dashboards/5/sharing"
+    response = {"get": lambda: api("GET", path),
+                "patch": lambda: api("PATCH", path, json={"enabled": True}),
+                "refresh": lambda: api("POST", path + "/refresh/")}[action]()
+    assert response.status_code == 200
+    assert response.json()["enabled"] is True and response.json()["settings"] == settings
+    active = [c for c in emulator.read_state()["sharing"].values()
+              if c["resource"] == "1:dashboards:5" and c["expires_at"] is None]
+    assert len(active) == active_after
+
+
+def test_legacy_dashboard_share_token_does_not_500_when_token_already_used(api,
+                                                                           emulator) -> None:
+    emulator.seed({"dashboards": [{"id": 6, "share_token": "legacy_token"}], "sharing": [
+        {"resource": "dashboard", "id": 6, "access_token": "legacy_token", "expired": True},
+        {"resource": "dashboard", "id": 6, "new_config": True, "access_token": "active_token"}]})
+    response = api("GET", "dashboards/6/sharing")
+    assert response.status_code == 200 and response.json()["access_token"] == "active_token"
+
+
+@pytest.mark.parametrize("kind", ["dashboards", "insights"])
+def test_settings_are_validated_filtered_and_kept(api, objects, kind) -> None:
+    # test_sharing_configuration_settings_field_defaults, test_can_update_settings_field,
+    # test_settings_preserved_on_token_rotation,
+    # test_settings_field_works_for_both_insights_and_dashboards,
+    # TestSharingConfigurationSerializerValidation (valid, partial, unknown, null, empty,
+    # invalid type, insights too)
+    path = f"{kind}/1/sharing"
+    assert api("PATCH", path, json={"enabled": True}).json()["settings"] is None
+    valid = {"whitelabel": True, "noHeader": False, "showInspector": True, "legend": False,
+             "detailed": True, "theme": "dark"}
+    assert api("PATCH", path, json={"settings": {**valid, "customOption": "x"}}
+               ).json()["settings"] == valid
+    assert api("GET", path).json()["settings"] == valid
+    assert api("POST", path + "/refresh/").json()["settings"] == valid
+    for given, kept in [({"whitelabel": True, "legend": True, "theme": "light"},
+                         {"whitelabel": True, "legend": True, "theme": "light"}),
+                        ({"whitelabel": True, "unknownField": "x", "anotherBadField": 123,
+                          "legend": False}, {"whitelabel": True, "legend": False}),
+                        (None, None), ({}, {})]:
+        assert api("PATCH", path, json={"enabled": True, "settings": given}
+                   ).json()["settings"] == kept
+    bad = api("PATCH", path, json={"enabled": True, "settings": "invalid string"})
+    assert bad.status_code == 400 and "Invalid settings format" in bad.json()["detail"]
+
+
+# -- TestSharePasswordAPI (the share-password API tests) --------------------------------------
+
+@pytest.fixture
+def protected_dashboard(emulator: Emulator) -> str:
+    emulator.seed({"dashboards": [{"id": 9}], "sharing": [
+        {"resource": "dashboard", "id": 9, "enabled": True, "password_required": True}]})
+    return "dashboards/9/sharing"
+
+
+def test_create_password_with_custom_password(api, emulator, protected_dashboard) -> None:
+    response = api("POST", protected_dashboard + "/passwords/",
+                   json={"raw_password": "my-secure-password", "note": "Test password"})
+    assert response.status_code == 201
+    data = response.json()
+    assert (data["password"], data["note"], data["created_by_email"]) == (
+        "my-secure-password", "Test password", "owner@example.com")
+    assert "id" in data and "created_at" in data
+    token = api("GET", protected_dashboard).json()["access_token"]
+    assert httpx.post(f"{emulator.url}/shared/{token}",
+                      json={"password": "my-secure-password"}).status_code == 200
+
+
+def test_create_password_with_generated_password(api, emulator, protected_dashboard) -> None:
+    data = api("POST", protected_dashboard + "/passwords/",
+               json={"note": "Auto-generated password"}).json()
+    assert len(data["password"]) >= 16 and data["note"] == "Auto-generated password"
+    token = api("GET", protected_dashboard).json()["access_token"]
+    assert httpx.post(f"{emulator.url}/shared/{token}",
+                      json={"password": data["password"]}).status_code == 200
+
+
+def test_create_password_without_password_protection_enabled(api, objects) -> None:
+    api("PATCH", "dashboards/1/sharing", json={"enabled": True})
+    response = api("POST", "dashboards/1/sharing/passwords/",
+                   json={"raw_password": "test-password"})
+    assert response.status_code == 400
+    assert "Password protection must be enabled" in response.json()["error"]
+
+
+def test_create_and_delete_password_without_advanced_permissions(api, emulator,
+                                                                 protected_dashboard) -> None:
+    created = api("POST", protected_dashboard + "/passwords/",
+                  json={"raw_password": "test-password"}).json()
+    emulator.configure(advanced_permissions=False)
+    for response in (api("POST", protected_dashboard + "/passwords/",
+                         json={"raw_password": "test-password"}),
+                     api("DELETE", protected_dashboard + f"/passwords/{created['id']}/")):
+        assert response.status_code == 403
+        assert "Advanced Permissions feature" in response.json()["error"]
+
+
+def test_create_password_validation_too_short(api, protected_dashboard) -> None:
+    response = api("POST", protected_dashboard + "/passwords/", json={"raw_password": "short"})
+    assert response.status_code == 400 and "at least 8 characters" in str(response.json())
+
+
+def test_delete_password_and_nonexistent_password(api, protected_dashboard) -> None:
+    # test_delete_password, test_delete_nonexistent_password
+    created = api("POST", protected_dashboard + "/passwords/",
+                  json={"raw_password": "test-password", "note": "To be deleted"}).json()
+    assert api("DELETE", protected_dashboard + f"/passwords/{created['id']}/"
+               ).status_code == 204
+    assert api("GET", protected_dashboard).json()["share_passwords"] == []
+    missing = api("DELETE", protected_dashboard + "/passwords/99999/")
+    assert missing.status_code == 404 and "Password not found" in missing.json()["detail"]
+
+
+def test_password_validation_in_sharing_viewer(api, emulator, protected_dashboard) -> None:
+    api("POST", protected_dashboard + "/passwords/", json={"raw_password": "secure-test-password"})
+    token = api("GET", protected_dashboard).json()["access_token"]
+    ok = httpx.post(f"{emulator.url}/shared/{token}", json={"password": "secure-test-password"})
+    assert ok.status_code == 200 and "shareToken" in ok.json()
+    wrong = httpx.post(f"{emulator.url}/shared/{token}", json={"password": "wrong-password"})
+    assert wrong.status_code == 401 and "Incorrect password" in wrong.json()["error"]
+
+
+def test_sharing_configuration_includes_share_passwords(api, protected_dashboard) -> None:
+    for raw, note in (("password1", "First password"), ("password2", "Second password")):
+        api("POST", protected_dashboard + "/passwords/", json={"raw_password": raw, "note": note})
+    passwords = api("GET", protected_dashboard).json()["share_passwords"]
+    assert len(passwords) == 2
+    for entry in passwords:
+        assert {"id", "created_at", "note", "created_by_email", "is_active"} <= set(entry)
+        assert "password" not in entry and "password_hash" not in entry
+
+
+# -- GroupsViewSetTestCase (ee/clickhouse/views/test/test_clickhouse_groups.py, first 32k) ---
+
+@pytest.fixture
+def krabs(emulator: Emulator) -> None:
+    emulator.seed({"groups": [
+        {"group_type_index": 0, "group_key": "org:5", "created_at": "2021-05-01T00:00:00Z",
+         "group_properties": {"industry": "finance", "name": "Mr. Krabs"}},
+        {"group_type_index": 0, "group_key": "org:6", "created_at": "2021-05-02T00:00:00Z",
+         "group_properties": {"industry": "technology"}},
+        {"group_type_index": 1, "group_key": "company:1", "created_at": "2021-05-02T00:00:00Z",
+         "group_properties": {"name": "Plankton"}}]})
+
+
+def test_groups_list(api, krabs) -> None:
+    org5 = {"created_at": "2021-05-01T00:00:00Z", "group_key": "org:5",
+            "group_properties": {"industry": "finance", "name": "Mr. Krabs"},
+            "group_type_index": 0}
+    org6 = {"created_at": "2021-05-02T00:00:00Z", "group_key": "org:6",
+            "group_properties": {"industry": "technology"}, "group_type_index": 0}
+    assert api("GET", "groups?group_type_index=0").json() == {
+        "next": None, "previous": None, "results": [org6, org5]}
+    for search in ("Krabs", "org:5"):
+        assert api("GET", f"groups?group_type_index=0&search={search}").json() == {
+            "next": None, "previous": None, "results": [org5]}
+
+
+def test_groups_list_no_group_type(api) -> None:
+    body = api("GET", "groups/").json()
+    assert (body["type"], body["attr"], body["code"]) == ("validation_error", "group_type_index",
+                                                          "invalid_input")
+
+
+def test_retrieve_group_wrong_group_type_index_or_key_and_missing_key(api, krabs) -> None:
+    # test_retrieve_group_wrong_group_type_index, _wrong_group_key, test_find_missing_group_key
+    assert api("GET", "groups/find?group_type_index=1&group_key=org:5").status_code == 404
+    assert api("GET", "groups/find?group_type_index=0&group_key=wrong_key").status_code == 404
+    assert api("GET", "groups/find?group_type_index=0").status_code == 400
+
+
+def test_retrieve_group_crm_disabled_and_skip_create_notebook(api, krabs) -> None:
+    # test_retrieve_group_crm_disabled, test_find_with_skip_create_notebook_does_not_create_...
+    for suffix in ("", "&skip_create_notebook=true"):
+        assert api("GET", f"groups/find?group_type_index=0&group_key=org:5{suffix}").json() == {
+            "created_at": "2021-05-01T00:00:00Z", "group_key": "org:5",
+            "group_properties": {"industry": "finance", "name": "Mr. Krabs"},
+            "group_type_index": 0, "notebook": None}
+
+
+def test_create_group_and_its_activity(api) -> None:
+    # test_create_group_missing_group_properties, test_create_group
+    empty = api("POST", "groups", json={"group_key": "1234", "group_type_index": 0,
+                                         "group_properties": None})
+    assert empty.status_code == 201 and empty.json()["group_properties"] == {}
+    props = {"name": "Group Name", "industry": "finance"}
+    created = api("POST", "groups", json={"group_key": "5678", "group_type_index": 0,
+                                           "group_properties": props})
+    assert created.status_code == 201
+    assert {k: v for k, v in created.json().items() if k != "created_at"} == {
+        "group_key": "5678", "group_properties": props, "group_type_index": 0}
+    results = api("GET", "groups/activity?group_key=5678&group_type_index=0").json()["results"]
+    assert len(results) == 2
+    for entry in results:
+        assert (entry["activity"], entry["scope"]) == ("create_group", "Group")
+        change = entry["detail"]["changes"][0]
+        assert change["action"] == "created" and change["before"] is None
+        assert change["after"] == props[entry["detail"]["name"]]
+
+
+def test_create_group_duplicated_group_key(api, krabs) -> None:
+    response = api("POST", "groups", json={"group_key": "org:5", "group_type_index": 0,
+                                            "group_properties": {}})
+    assert (response.status_code, response.json()) == (400, {
+        "type": "validation_error", "code": "invalid_input",
+        "detail": "A group with this key already exists", "attr": "detail"})
+
+
+@pytest.mark.parametrize("field", ["group_key", "group_type_index"])
+def test_create_group_missing_group_key_or_type_index(api, field) -> None:
+    body = {"group_key": "foo", "group_type_index": 0, "group_properties": {}, field: None}
+    response = api("POST", "groups", json=body)
+    assert (response.status_code, response.json()) == (400, {
+        "attr": field, "code": "null", "detail": "This field may not be null.",
+        "type": "validation_error"})
+
+
+@pytest.mark.parametrize(("before", "activity", "action"), [
+    ({"name": "Mr. Krabs"}, "create_property", "created"),
+    ({"industry": "finance", "name": "Mr. Krabs"}, "update_property", "changed")])
+def test_group_property_crud_add_and_update_success(api, emulator, before, activity,
+                                                    action) -> None:
+    emulator.seed({"groups": [{"group_type_index": 0, "group_key": "org:5",
+                               "created_at": "2021-05-02T00:00:00Z",
+                               "group_properties": before}]})
+    response = api("POST", "groups/update_property?group_key=org:5&group_type_index=0",
+                   json={"key": "industry", "value": "technology"})
+    assert (response.status_code, response.json()) == (200, {
+        "created_at": "2021-05-02T00:00:00Z", "group_key": "org:5",
+        "group_properties": {"industry": "technology", "name": "Mr. Krabs"},
+        "group_type_index": 0})
+    [entry] = api("GET", "groups/activity?group_key=org:5&group_type_index=0").json()["results"]
+    change = entry["detail"]["changes"][0]
+    assert (entry["activity"], entry["scope"], change["type"], change["action"]) == (
+        activity, "Group", "Group", action)
+    assert (change["before"], change["after"]) == (before.get("industry"), "technology")
+    assert entry["item_id"].isdigit()
+
+
+def test_group_property_crud_update_missing_key_and_invalid_group_key(api, krabs) -> None:
+    assert api("POST", "groups/update_property?group_key=org:5&group_type_index=0",
+               json={"value": "technology"}).status_code == 400
+    assert api("POST", "groups/update_property?group_key=org:0&group_type_index=0",
+               json={"key": "industry", "value": "technology"}).status_code == 404
+
+
+def test_group_property_crud_delete_success(api, krabs) -> None:
+    response = api("POST", "groups/delete_property?group_key=org:5&group_type_index=0",
+                   json={"$unset": "industry"})
+    assert response.status_code == 200
+    assert response.json()["group_properties"] == {"name": "Mr. Krabs"}

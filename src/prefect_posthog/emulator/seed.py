@@ -83,8 +83,13 @@ def apply_seed(state: PostHogState, spec: dict[str, Any]) -> dict[str, Any]:
                "session_recording": "session_recordings"}
     for share in spec.get("sharing", []):
         resource = f"{share.get('project', 1)}:{segment[share['resource']]}:{share['id']}"
-        config = state._active_config(resource) or state._new_config(resource, now)
+        config = (None if share.get("new_config") else state._active_config(resource)
+                  ) or state._new_config(resource, now)
         config["enabled"] = bool(share.get("enabled", True))
+        if "settings" in share:
+            config["settings"] = share["settings"]
+        if share.get("expired"):
+            config["expires_at"] = now - 60
         config["password_required"] = bool(share.get("password_required", False))
         if share.get("access_token"):
             config["access_token"] = share["access_token"]

@@ -111,6 +111,12 @@ class SharingModel:
             return config
         dashboard = self.data["dashboards"][str(req.team["id"])][req.params["resource_id"]]
         legacy = dashboard.get("share_token")
+        if legacy and any(c["access_token"] == legacy for c in self.data["sharing"].values()
+                          if c is not config):
+            # Already some config's token (an expired one, say): adopting it would collide
+            # with the unique token; the active token stays and the legacy one follows it.
+            dashboard["share_token"] = config["access_token"] if config else None
+            return config
         if legacy and (config is None or config["access_token"] != legacy):
             config = config or self._new_config(resource, req.now)
             config["access_token"] = legacy
@@ -159,6 +165,11 @@ class SharingModel:
         reenabling = changes.get("enabled") is True and not (config and config["enabled"])
         config = config or self._new_config(resource, req.now)
         config.update(changes)
+        for duplicate in self.data["sharing"].values():
+            # A write collapses duplicate active configs of the resource to one.
+            if (duplicate["resource"] == resource and duplicate is not config
+                    and duplicate["expires_at"] is None):
+                duplicate["expires_at"] = req.now
         if reenabling:
             # SPEC §2.2: turning sharing on issues a new link; every earlier token of the
             # resource dies at once, one in its refresh grace period included.
