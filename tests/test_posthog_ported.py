@@ -1,24 +1,32 @@
 """PostHog's own tests for this slice, as contract tests of the emulator over raw HTTP.
 
-Each test is named after the PostHog test it comes from (class and method in
+Each test is named after the PostHog test(s) it comes from (class and method in
 ``PostHog/posthog``), written anew here. Where PostHog's stored versions disagree the
 newest is followed and the older behaviour is noted.
 
-Sources read:
-- ``posthog/api/test/test_project_secret_api_keys.py`` (whole file). The stored copy is an
+Sources read and ported:
+- ``posthog/api/test/test_project_secret_api_keys.py``, whole file. The stored copy is an
   older version (10-key cap, ``endpoint:read`` the only allowed scope, bare-list responses,
   partial PUT); SPEC §3 describes the newest (50 keys, ``feature_flag:read`` allowed,
   paginated list, PUT needs label and scopes), which these tests follow.
-- ``posthog/api/test/test_sharing.py`` (first 32,000 of its 118,165 characters: config
-  reads, re-enabling, legacy tokens, refresh and its grace period).
+- ``posthog/api/test/test_sharing.py``, the API-observable tests of its first 72,000 of
+  118,165 characters (``TestSharing`` and ``TestSharingConfigurationSerializerValidation``:
+  config reads, re-enabling, legacy tokens, refresh and grace, duplicate configs, settings,
+  public sharing disallowed). The rest of the file renders shared pages (below).
+- The share-password API tests (``TestSharePasswordAPI``), whole class.
+- ``ee/clickhouse/views/test/test_clickhouse_groups.py``, its first 32,000 of 110,479
+  characters (list, find, create, update and delete property with activity). NOT yet
+  ported: the rest of that file (further delete cases, activity paging, related groups,
+  property definitions and values, group types).
 
 Not modelled, on purpose (the library never relies on them):
 - OpenGraph images and exports (``/shared/<token>.png``, ``ExportedAsset``), the exporter
-  template, ``/exporter`` and ``/shared_dashboard`` paths: rendering, not API behaviour.
-- Activity-log rows (``ActivityLog`` is asserted through the ORM, and the slice has no API
-  that reads dashboard or insight activity), dashboard ``is_shared``, access-method records.
-- Dashboard restriction levels and collaborators, deleted dashboards, notebook sharing
-  (no notebooks in the slice).
+  and its tokens, ``/shared_dashboard`` and ``/embedded`` rendering, cohort inlining, query
+  caches in shared pages: rendering, not API behaviour.
+- Activity-log rows of dashboards and insights (asserted through the ORM; the slice has no
+  API that reads them), dashboard ``is_shared``, access-method records, ``$groupidentify``
+  emitted by the REST writes (a mocked internal call), lazily created CRM notebooks.
+- Dashboard restriction levels and collaborators, deleted dashboards, notebook sharing.
 - ``cleanup_expired_sharing_configs``: a maintenance command; the emulator treats expired
   configs as dead at once, which is what the assertions after it observe.
 """
