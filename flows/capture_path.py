@@ -43,14 +43,15 @@ def api_minutes(writes: int, windows: Iterable[RateWindow]) -> float:
     return max((((writes - 1) // w.limit) * w.period for w in windows), default=0.0) / 60
 
 
-def _same(current: dict[str, Any], key: str, value: Any) -> bool:
+def same_value(current: dict[str, Any], key: str, value: Any) -> bool:
+    # 1 == True in Python, but PostHog stores JSON: compare with types.
     return key in current and json.dumps(current[key], sort_keys=True) == json.dumps(
         value, sort_keys=True)
 
 
 def visible(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     """Whether a group read back shows every wanted value."""
-    return current is not None and all(_same(current, k, v) for k, v in wanted.items())
+    return current is not None and all(same_value(current, k, v) for k, v in wanted.items())
 
 
 @task(name="Read PostHog groups through HogQL", cache_policy=NO_CACHE, persist_result=False,
@@ -184,7 +185,7 @@ def run_capture_path(
             route[gid] = "api"  # capture cannot remove a property or name the type
             writes_needed += len(removes) + len(props)
         else:
-            differing = {k: v for k, v in props.items() if not _same(current or {}, k, v)}
+            differing = {k: v for k, v in props.items() if not same_value(current or {}, k, v)}
             if current is None:
                 creates.add(gid)
             if differing or current is None:
