@@ -23,16 +23,16 @@ from urllib.parse import parse_qsl
 from prefect_posthog.client.ratelimit import RateWindow, parse_rates
 from prefect_posthog.emulator import query as query_api
 from prefect_posthog.emulator.capture import CAPTURE_PATH, Ingestion, IngestionFaults
-from prefect_posthog.emulator.seed import apply_seed
-from prefect_posthog.emulator.state import (
+from prefect_posthog.emulator.common import (
     ApiError,
-    PostHogState,
     Request,
     default_state,
     forbidden,
     not_found,
     std_error,
 )
+from prefect_posthog.emulator.seed import apply_seed
+from prefect_posthog.emulator.state import PostHogState
 
 logger = logging.getLogger("prefect_posthog.emulator")
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from prefect_posthog.emulator.common import group_id
 from prefect_posthog.emulator.state import PostHogState
 
 CAPTURE_PATH = re.compile(r"^/(?P<route>batch|e|i/v0/e|capture|track|engage)/?$")
@@ -196,7 +197,7 @@ class Ingestion:
             self.stats["ignored"] += 1
             return False
         key = str(key)
-        group = self.state.data["groups"].get(json.dumps([team, index, key]))
+        group = self.state.data["groups"].get(group_id(team, index, key))
         if group is None:
             self.state._new_group(team, index, key, group_set, self.state.now())
         else:  # shallow merge: incoming keys overwrite, others are kept

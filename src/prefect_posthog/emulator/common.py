@@ -11,24 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-GROUP_KEY_MAX = 400
-PSAK_LABEL_MAX = 40
-PSAK_MAX_PER_TEAM = 50
-SHARING_GRACE_SECONDS = 300
-PSAK_ALLOWED_SCOPES = ("account:read", "endpoint:read", "experiment:read", "feature_flag:read",
-                       "loop:write")
-SCOPE_OBJECTS = frozenset({
-    "action", "access_control", "account", "activity_log", "annotation", "batch_export",
-    "cohort", "connection", "dashboard", "dashboard_template", "early_access_feature",
-    "endpoint", "event_definition", "experiment", "export", "feature_flag", "group",
-    "hog_function", "insight", "integration", "llm_gateway", "loop", "notebook",
-    "organization", "organization_member", "person", "plugin", "project", "property_definition",
-    "query", "session_recording", "session_recording_playlist", "sharing_configuration",
-    "subscription", "survey", "user", "webhook",
-})
-INTERNAL_SCOPE_OBJECTS = frozenset({"internal"})
-SETTINGS_BOOL_KEYS = ("whitelabel", "noHeader", "showInspector", "legend", "detailed",
-                      "hideExtraDetails")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -163,5 +145,5 @@ def default_state() -> dict[str, Any]:
     }
 
 
-def _group_id(team: int, gti: int, key: str) -> str:
+def group_id(team: int, gti: int, key: str) -> str:
     return json.dumps([team, gti, key])

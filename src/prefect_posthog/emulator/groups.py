@@ -9,34 +9,16 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from prefect_posthog.emulator.common import (  # noqa: F401 - one list for every area
-    _BASE62,
-    GROUP_KEY_MAX,
-    INTERNAL_SCOPE_OBJECTS,
-    PSAK_ALLOWED_SCOPES,
-    PSAK_LABEL_MAX,
-    PSAK_MAX_PER_TEAM,
-    SCOPE_OBJECTS,
-    SETTINGS_BOOL_KEYS,
-    SHARING_GRACE_SECONDS,
-    ApiError,
-    Config,
+from prefect_posthog.emulator.common import (
     Request,
-    _group_id,
-    base62,
-    check_password,
-    default_state,
-    forbidden,
-    hash_key,
-    hash_password,
+    group_id,
     iso,
-    lax_bool,
     not_found,
-    server_error,
-    std_error,
     to_int,
     validation,
 )
+
+GROUP_KEY_MAX = 400
 
 
 def _encode_cursor(created_us: int, key: str) -> str:
@@ -96,7 +78,7 @@ class GroupsModel:
         key = req.query.get("group_key")
         if not key:
             raise validation("group_key", "This query parameter is required.")
-        group = self.data["groups"].get(_group_id(req.team["id"], gti, key))
+        group = self.data["groups"].get(group_id(req.team["id"], gti, key))
         if group is None:
             raise not_found()
         return group
@@ -173,7 +155,7 @@ class GroupsModel:
         if not isinstance(props, dict):
             raise validation("group_properties", "Value must be valid JSON.")
         team = req.team["id"]
-        gid = _group_id(team, gti, key)
+        gid = group_id(team, gti, key)
         if gid in self.data["groups"]:
             raise validation("detail", "A group with this key already exists")
         group = self._new_group(team, gti, key, props, req.now)
@@ -189,7 +171,7 @@ class GroupsModel:
         group = {"team": team, "group_type_index": gti, "group_key": key,
                  "group_properties": dict(props), "created_at": now,
                  "created_at_us": int(now * 1_000_000), "pk": self.next_id("group")}
-        self.data["groups"][_group_id(team, gti, key)] = group
+        self.data["groups"][group_id(team, gti, key)] = group
         self._index.pop((team, gti), None)
         return group
 
@@ -277,7 +259,7 @@ class GroupsModel:
             source = f"{req.team['id']}:person:{actor}"
         out = []
         for ref in self.data["related"].get(source, []):
-            group = self.data["groups"].get(_group_id(req.team["id"], ref["group_type_index"],
+            group = self.data["groups"].get(group_id(req.team["id"], ref["group_type_index"],
                                                       ref["group_key"]))
             if group is None:
                 continue

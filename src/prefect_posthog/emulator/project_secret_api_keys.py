@@ -7,34 +7,32 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode
 
-from prefect_posthog.emulator.common import (  # noqa: F401 - one list for every area
-    _BASE62,
-    GROUP_KEY_MAX,
-    INTERNAL_SCOPE_OBJECTS,
-    PSAK_ALLOWED_SCOPES,
-    PSAK_LABEL_MAX,
-    PSAK_MAX_PER_TEAM,
-    SCOPE_OBJECTS,
-    SETTINGS_BOOL_KEYS,
-    SHARING_GRACE_SECONDS,
-    ApiError,
-    Config,
+from prefect_posthog.emulator.common import (
     Request,
-    _group_id,
     base62,
-    check_password,
-    default_state,
     forbidden,
     hash_key,
-    hash_password,
     iso,
-    lax_bool,
     not_found,
     server_error,
-    std_error,
     to_int,
     validation,
 )
+
+PSAK_LABEL_MAX = 40
+PSAK_MAX_PER_TEAM = 50
+PSAK_ALLOWED_SCOPES = ("account:read", "endpoint:read", "experiment:read", "feature_flag:read",
+                       "loop:write")
+SCOPE_OBJECTS = frozenset({
+    "action", "access_control", "account", "activity_log", "annotation", "batch_export",
+    "cohort", "connection", "dashboard", "dashboard_template", "early_access_feature",
+    "endpoint", "event_definition", "experiment", "export", "feature_flag", "group",
+    "hog_function", "insight", "integration", "llm_gateway", "loop", "notebook",
+    "organization", "organization_member", "person", "plugin", "project", "property_definition",
+    "query", "session_recording", "session_recording_playlist", "sharing_configuration",
+    "subscription", "survey", "user", "webhook",
+})
+INTERNAL_SCOPE_OBJECTS = frozenset({"internal"})
 
 
 class ProjectSecretAPIKeysModel:

@@ -15,7 +15,8 @@ import json
 import re
 from typing import Any
 
-from prefect_posthog.emulator.state import PostHogState, Request, iso, validation
+from prefect_posthog.emulator.common import Request, iso, validation
+from prefect_posthog.emulator.state import PostHogState
 
 MAX_ROWS = 50_000
 DEFAULT_ROWS = 100

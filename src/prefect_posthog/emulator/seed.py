@@ -7,7 +7,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from prefect_posthog.emulator.state import ApiError, PostHogState, hash_password
+from prefect_posthog.emulator.common import ApiError, hash_password
+from prefect_posthog.emulator.state import PostHogState
 
 
 def _ts(spec: dict, now: float, field: str) -> float | None:

@@ -12,7 +12,8 @@ import uvicorn
 
 from prefect_posthog.client.ratelimit import RateWindow, parse_rates
 from prefect_posthog.emulator.app import EmulatorApp, Faults
-from prefect_posthog.emulator.state import Config, PostHogState
+from prefect_posthog.emulator.common import Config
+from prefect_posthog.emulator.state import PostHogState
 
 
 def free_port(host: str = "127.0.0.1") -> int:

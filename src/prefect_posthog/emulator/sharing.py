@@ -7,34 +7,23 @@ import base64
 import secrets
 from typing import Any
 
-from prefect_posthog.emulator.common import (  # noqa: F401 - one list for every area
-    _BASE62,
-    GROUP_KEY_MAX,
-    INTERNAL_SCOPE_OBJECTS,
-    PSAK_ALLOWED_SCOPES,
-    PSAK_LABEL_MAX,
-    PSAK_MAX_PER_TEAM,
-    SCOPE_OBJECTS,
-    SETTINGS_BOOL_KEYS,
-    SHARING_GRACE_SECONDS,
+from prefect_posthog.emulator.common import (
     ApiError,
-    Config,
     Request,
-    _group_id,
-    base62,
     check_password,
-    default_state,
     forbidden,
-    hash_key,
     hash_password,
     iso,
     lax_bool,
     not_found,
     server_error,
-    std_error,
     to_int,
     validation,
 )
+
+SHARING_GRACE_SECONDS = 300
+SETTINGS_BOOL_KEYS = ("whitelabel", "noHeader", "showInspector", "legend", "detailed",
+                      "hideExtraDetails")
 
 
 def _new_token() -> str:

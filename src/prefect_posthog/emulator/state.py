@@ -16,33 +16,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect_posthog.emulator.common import (  # noqa: F401 - re-exported
-    _BASE62,
-    GROUP_KEY_MAX,
-    INTERNAL_SCOPE_OBJECTS,
-    PSAK_ALLOWED_SCOPES,
-    PSAK_LABEL_MAX,
-    PSAK_MAX_PER_TEAM,
-    SCOPE_OBJECTS,
-    SETTINGS_BOOL_KEYS,
-    SHARING_GRACE_SECONDS,
-    ApiError,
+from prefect_posthog.emulator.common import (
     Config,
-    Request,
-    _group_id,
-    base62,
-    check_password,
     default_state,
-    forbidden,
-    hash_key,
-    hash_password,
     iso,
-    lax_bool,
-    not_found,
-    server_error,
-    std_error,
-    to_int,
-    validation,
 )
 from prefect_posthog.emulator.groups import GroupsModel
 from prefect_posthog.emulator.project_secret_api_keys import ProjectSecretAPIKeysModel
