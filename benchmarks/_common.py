@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="posthog-bench-"))
@@ -32,3 +33,32 @@ def warm_up() -> None:
 
 def ratio_line(name: str, value: float, target: str) -> str:
     return f"{name}: {value:.3f} (target {target})"
+
+
+@contextmanager
+def emulator_process(*args: str) -> Iterator[str]:
+    """The emulator CLI in its own process (so its memory is not the flow's); yields its URL."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from prefect_posthog.emulator import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "prefect_posthog.emulator", "--port",
+                                str(port), "--personal-api-key", KEY, *args],
+                               stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/_emulator/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

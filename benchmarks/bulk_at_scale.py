@@ -17,11 +17,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
-from _common import KEY
+from _common import emulator_process
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 RATE = "480/min,4800/h"
@@ -47,21 +46,9 @@ print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def main() -> None:
     from prefect_posthog.client import parse_rates
-    from prefect_posthog.emulator import free_port
     from prefect_posthog.flows.capture_path import api_minutes
 
-    port = free_port()
-    emulator = subprocess.Popen([sys.executable, "-m", "prefect_posthog.emulator", "--port",
-                                 str(port), "--personal-api-key", KEY, "--rate-limit", RATE,
-                                 "--ingestion-lag", "5"], stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/_emulator/health")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with emulator_process("--rate-limit", RATE, "--ingestion-lag", "5") as url:
         httpx.post(f"{url}/_emulator/seed", timeout=300, json={"groups": [
             {"group_type_index": 0, "group_key": f"company-{i:06d}",
              "group_properties": {"plan": "free", "seats": 1}} for i in range(ROWS)]})
@@ -82,9 +69,6 @@ def main() -> None:
         wall = float(out.stdout.split("WALL")[1].split()[0])
         peak = int(out.stdout.split("PEAK_RSS_KB")[1].split()[0]) / 1024
         state = httpx.get(f"{url}/_emulator/ingestion").json()
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
     # The management-API path: one list page per 100 groups to plan, one write per change.
     api_calls = changes + -(-ROWS // 100) + 1
     projected = api_minutes(api_calls, parse_rates(RATE)) * 60 + 60

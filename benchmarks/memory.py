@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import KEY, ratio_line
+from _common import emulator_process, ratio_line
 
 GROUPS = 100_000
 CHILD = """
@@ -38,20 +38,7 @@ print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def main() -> None:
-    from prefect_posthog.emulator import free_port
-
-    port = free_port()
-    emulator = subprocess.Popen([sys.executable, "-m", "prefect_posthog.emulator", "--port",
-                                 str(port), "--personal-api-key", KEY, "--no-rate-limit"],
-                                stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/_emulator/health")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with emulator_process("--no-rate-limit") as url:
         httpx.post(f"{url}/_emulator/seed", timeout=120, json={"groups": [
             {"group_type_index": 0, "group_key": f"g{i:06d}", "group_properties": {"p": 0}}
             for i in range(GROUPS)]})
@@ -73,9 +60,6 @@ def main() -> None:
                   f"in {time.perf_counter() - start:.1f}s")
         print(ratio_line("peak RSS 100k rows / 1k rows", peaks[100_000] / peaks[1_000],
                          "<= 1.3"))
-    finally:
-        emulator.terminate()
-        emulator.wait()
 
 
 if __name__ == "__main__":
