@@ -38,6 +38,7 @@ from prefect_posthog.client import (
     SharingConfiguration,
     UnexpectedResponseError,
 )
+from prefect_posthog.client.redaction import SECRETS
 from prefect_posthog.flows.blocks import load_credentials, load_notification, load_secret
 from prefect_posthog.flows.events import password_reset_events, project_of
 from prefect_posthog.flows.models import (
@@ -102,9 +103,11 @@ def _previous(block: str | None) -> SecretStr | None:
     if not block:
         return None
     try:
-        return SecretStr(str(Secret.load(block, _sync=True).get()))
+        value = SecretStr(str(Secret.load(block, _sync=True).get()))
     except (ValueError, RuntimeError):
         return None
+    SECRETS.add(value)
+    return value
 
 
 @task(name="Reset one PostHog share password", cache_policy=NO_CACHE, persist_result=False,
@@ -124,6 +127,7 @@ def reset_password(
     outcome = PasswordResetOutcome(resource=target.resource, id=target.id, status="failed",
                                    note=note)
     password = new_password or SecretStr(secrets.token_urlsafe(18))
+    SECRETS.add(password)  # masked in any text from the moment it exists
     previous = _previous(secret_block)
     if secret_block:
         try:
@@ -165,6 +169,12 @@ def reset_password(
             outcome.reason = f"new password set and stored, then: {exc}"
             outcome.stored_secret = STORED_WORKS
             return outcome
+    if secret_block and _previous(secret_block) != password:
+        # Something else wrote the block during the run: what consumers read is not live.
+        outcome.reason = (f"Secret block '{secret_block}' was overwritten during the run and "
+                          "no longer holds the live password: run again")
+        outcome.stored_secret = "the stored password is not the working one"
+        return outcome
     outcome.status = "reset"  # provisional: the flow's final check decides
     return outcome
 

@@ -36,6 +36,7 @@ from prefect_posthog.client import (
     ProjectSecretAPIKey,
     UnexpectedResponseError,
 )
+from prefect_posthog.client.redaction import SECRETS
 from prefect_posthog.flows.blocks import load_credentials, load_notification
 from prefect_posthog.flows.events import key_rotation_events, project_of
 from prefect_posthog.flows.models import (
@@ -128,9 +129,11 @@ def storage_names(all_keys: list[ProjectSecretAPIKey], chosen: list[ProjectSecre
 
 def _load_secret(name: str) -> SecretStr | None:
     try:
-        return SecretStr(str(Secret.load(name, _sync=True).get()))
+        value = SecretStr(str(Secret.load(name, _sync=True).get()))
     except (ValueError, RuntimeError):
         return None  # first rotation into this block
+    SECRETS.add(value)  # masked in any text from the moment it is in hand
+    return value
 
 
 def _store(rolled: ProjectSecretAPIKey, value: SecretStr, secret_block: str | None,
@@ -226,6 +229,7 @@ def rotate_key(
 def confirm_rotations(
     credentials: PostHogCredentials,
     outcomes: list[KeyRotationOutcome],
+    blocks: dict[str, str | None],
     verify: bool = True,
     project_id: int | str | None = None,
 ) -> list[KeyRotationOutcome]:
@@ -235,7 +239,8 @@ def confirm_rotations(
     ``last_rolled_at`` are the stored roll's, the stored Secret block holds that value and
     (for keys holding ``feature_flag:read``, the only way PostHog checks a secret key) the
     stored value authenticates. Keys whose live value changed keep ``status="failed"`` with
-    ``reason="changed"`` for the flow to converge.
+    ``reason="changed"`` for the flow to converge. ``blocks`` maps key ids to the Secret
+    block each value went to (``None`` for a ``store`` callback or no storage).
     """
     result = []
     with credentials.get_client(project_id) as posthog:
@@ -251,16 +256,14 @@ def confirm_rotations(
             elif key.mask_value != outcome.mask_value or key.last_rolled_at != outcome.rolled_at:
                 outcome.status, outcome.reason = "failed", "changed"
             else:
-                _check_stored(posthog, key, outcome, verify)
+                _check_stored(posthog, key, outcome, blocks.get(outcome.id), verify)
             result.append(outcome)
     return result
 
 
 def _check_stored(posthog: PostHogClient, key: ProjectSecretAPIKey,
-                  outcome: KeyRotationOutcome, verify: bool) -> None:
+                  outcome: KeyRotationOutcome, block: str | None, verify: bool) -> None:
     checks = ["live value is the stored roll"]
-    block = outcome.stored_in.split("'")[1] if (outcome.stored_in or "").startswith(
-        "Secret block '") else None
     stored = _load_secret(block) if block else None
     if block and (stored is None or mask_of(stored) != key.mask_value):
         outcome.status = "failed"
@@ -375,7 +378,7 @@ def rotate_project_secret_api_keys(
         for _ in range(MAX_CONVERGE_ROUNDS + 1):
             if any(o.reconciled for o in outcomes) and settle:
                 time.sleep(settle)  # let any roll the client gave up on land before checking
-            outcomes = confirm_rotations(credentials, outcomes, verify=verify,
+            outcomes = confirm_rotations(credentials, outcomes, names, verify=verify,
                                          project_id=project_id)
             changed = [o for o in outcomes if o.status == "failed" and o.reason == "changed"]
             if not changed:

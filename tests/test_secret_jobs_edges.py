@@ -210,6 +210,24 @@ def test_failure_before_posthog_holds_the_password_is_rolled_back(credentials,
     assert not live.password_required and live.share_passwords == []  # share not locked
 
 
+def test_a_block_overwritten_during_the_run_is_not_reported_reset(credentials, emulator,
+                                                                  protected) -> None:
+    import threading
+
+    # The old password's removal is held for 1.5 s; meanwhile someone else writes the block.
+    emulator.set_faults(slow_seconds=1.5, schedule=[{"operation": "delete_sharing_password",
+                                                     "fault": "slow"}])
+    writer = threading.Timer(0.7, lambda: Secret(value="someone-elses-value").save(
+        "posthog-share-insight-1", overwrite=True))
+    writer.start()
+    with pytest.raises(RuntimeError, match="1 target"):
+        reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")],
+                                settle_seconds=0)
+    writer.join()
+    [outcome] = _last_artifact_rows("posthog-password-reset")
+    assert outcome["status"] == "failed" and "overwritten" in outcome["reason"]
+
+
 def _last_artifact_rows(key: str) -> list[dict]:
     from prefect.client.orchestration import get_client
 
