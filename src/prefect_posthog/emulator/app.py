@@ -57,6 +57,13 @@ def _routes() -> list[Route]:
         ("GET", r"", "get_project", "project:read"),
         ("POST", r"query", "query", "query:read"),
         ("GET", r"groups_types", "list_group_types", "group:read"),
+        ("PATCH", r"groups_types/update_metadata", "update_group_types_metadata",
+         "group:write"),
+        ("PUT", r"groups_types/create_detail_dashboard", "create_group_type_detail_dashboard",
+         "group:write"),
+        ("PUT", r"groups_types/set_default_columns", "set_group_type_default_columns",
+         "group:write"),
+        ("DELETE", r"groups_types/(?P<group_type_index>\d+)", "delete_group_type", "group:write"),
         ("GET", r"groups", "list_groups", "group:read"),
         ("POST", r"groups", "create_group", "group:write"),
         ("GET", r"groups/find", "find_group", "group:read"),
@@ -91,6 +98,8 @@ def _routes() -> list[Route]:
 
 
 ROUTES = _routes()
+# Read with a share's ``sharing_access_token`` instead of a personal key (SPEC §6.5).
+SHARING_ENABLED_OPERATIONS = frozenset({"list_group_types"})
 # HogQL queries have their own throttle, replacing the default ones (SPEC §6.6).
 HOGQL_RATE = parse_rates("120/h")
 API_PREFIX = re.compile(r"^/api/(?P<style>projects|environments)/(?P<project>[^/]+)/(?P<rest>.*)$")
@@ -367,6 +376,11 @@ class EmulatorApp:
             source, value = "request body", str(body["personal_api_key"])
         elif query.get("personal_api_key"):
             source, value = "request query string", query["personal_api_key"]
+        if value is None and query.get("sharing_access_token"):
+            team = self._team(project, None)
+            self._check_sharing_access_token(route, team, query["sharing_access_token"])
+            return getattr(self.state, route.operation)(
+                self._request(method, path, base_url, params, query, body, team, None))
         if value is None:
             raise std_error(401, "authentication_error", "not_authenticated",
                             "Authentication credentials were not provided.")
@@ -405,6 +419,17 @@ class EmulatorApp:
         if route.operation in query_api.HANDLERS:
             return query_api.HANDLERS[route.operation](self.state, request)
         return getattr(self.state, route.operation)(request)
+
+    def _check_sharing_access_token(self, route: Route, team: dict, token: str) -> None:
+        """A live share's token reads what its viewer needs (``sharing_enabled_actions``)
+        of its own project only."""
+        config = self.state.live_sharing_config(token)
+        if config is None:
+            raise std_error(403, "authentication_error", "authentication_failed",
+                            "Sharing access token is invalid.")
+        if (route.operation not in SHARING_ENABLED_OPERATIONS
+                or config["resource"].split(":", 1)[0] != str(team["id"])):
+            raise forbidden("You do not have permission to perform this action.")
 
     def _request(self, method: str, path: str, base_url: str, params: dict, query: dict,
                  body: Any, team: dict, user: dict | None) -> Request:

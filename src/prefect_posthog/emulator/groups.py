@@ -1,5 +1,6 @@
 """Groups (SPEC §1): list with the keyset cursor, create, find, property updates and
-deletes, activity, related actors, property definitions and values."""
+deletes, activity, related actors, property definitions and values. Group types live in
+`group_types`."""
 
 from __future__ import annotations
 
@@ -27,16 +28,29 @@ def _encode_cursor(created_us: int, key: str) -> str:
 
 
 def _decode_cursor(cursor: str | None) -> dict | None:
+    """SPEC §1.1: an invalid cursor, or an old one keyed on ``i`` instead of ``k``, silently
+    means the first page; a millisecond ``c`` from older links is read as microseconds."""
     if not cursor:
         return None
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(value, dict) and isinstance(value.get("c"), int) and isinstance(
-                value.get("k"), str):
-            return value
+        if not isinstance(value, dict) or "k" not in value:
+            return None
+        created = int(value.get("c", 0))
+        if 0 < created < 10**15:
+            created *= 1000
+        return {"c": created, "k": str(value["k"])}
     except (ValueError, TypeError):
-        pass
-    return None  # SPEC §1.1: an invalid cursor silently means the first page
+        return None
+
+
+def _person_actor(person: dict) -> dict:
+    return {"type": "person", "id": person["uuid"], "uuid": person["uuid"],
+            "created_at": iso(person["created_at"]), "last_seen_at": None,
+            "distinct_ids": list(person["distinct_ids"]), "is_identified": False,
+            "name": str(person["properties"].get("email") or person["distinct_ids"][0]),
+            "properties": dict(person["properties"]), "matched_recordings": [],
+            "value_at_data_point": None}
 
 
 class GroupsModel:
@@ -82,14 +96,6 @@ class GroupsModel:
         if group is None:
             raise not_found()
         return group
-
-    def list_group_types(self, req: Request) -> tuple[int, Any]:
-        """SPEC §6.5: a bare array ordered by index."""
-        types = self.data["group_types"].get(str(req.team["id"]), {})
-        return 200, [{"group_type": name, "group_type_index": int(index),
-                      "name_singular": None, "name_plural": None, "detail_dashboard": None,
-                      "default_columns": None, "created_at": None}
-                     for index, name in sorted(types.items(), key=lambda x: int(x[0]))]
 
     def list_groups(self, req: Request) -> tuple[int, Any]:
         raw = req.query.get("group_type_index")
@@ -257,18 +263,24 @@ class GroupsModel:
             source = f"{req.team['id']}:{gti}:{actor}"
         else:
             source = f"{req.team['id']}:person:{actor}"
-        out = []
+        persons, groups = [], []
         for ref in self.data["related"].get(source, []):
+            if "person" in ref:
+                person = self.data.get("persons", {}).get(f"{req.team['id']}:{ref['person']}")
+                if person is not None:
+                    persons.append(_person_actor(person))
+                continue
             group = self.data["groups"].get(group_id(req.team["id"], ref["group_type_index"],
                                                       ref["group_key"]))
-            if group is None:
-                continue
-            out.append({"type": "group", "id": group["group_key"],
-                        "group_key": group["group_key"],
-                        "group_type_index": group["group_type_index"],
-                        "created_at": iso(group["created_at"]),
-                        "properties": dict(group["group_properties"]),
-                        "matched_recordings": [], "value_at_data_point": None})
+            if group is not None:  # events may name groups that were never created
+                groups.append({"type": "group", "id": group["group_key"],
+                               "group_key": group["group_key"],
+                               "group_type_index": group["group_type_index"],
+                               "created_at": iso(group["created_at"]),
+                               "properties": dict(group["group_properties"]),
+                               "matched_recordings": [], "value_at_data_point": None})
+        groups.sort(key=lambda g: (g["group_type_index"], g["group_key"]))
+        out = persons + groups
         return 200, out
 
     def list_group_property_definitions(self, req: Request) -> tuple[int, Any]:

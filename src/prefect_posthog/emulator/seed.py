@@ -31,7 +31,8 @@ def apply_seed(state: PostHogState, spec: dict[str, Any]) -> dict[str, Any]:
 
     Keys of ``spec`` (all optional): ``organizations``, ``projects``, ``users``,
     ``personal_api_keys``, ``group_types``, ``groups``, ``insights``, ``dashboards``,
-    ``sharing``, ``project_secret_api_keys``, ``feature_flags``, ``related``.
+    ``sharing``, ``project_secret_api_keys``, ``feature_flags``, ``persons``, ``related``
+    (``to``: groups by type and key, or ``{"person": uuid}``).
     """
     data = state.data
     now = state.now()
@@ -113,6 +114,12 @@ def apply_seed(state: PostHogState, spec: dict[str, Any]) -> dict[str, Any]:
         flags = data["feature_flags"].setdefault(str(flag.get("project", 1)), [])
         flags.append({"id": len(flags) + 1, "key": flag["key"],
                       "active": bool(flag.get("active", True)), "filters": {}})
+    for person in spec.get("persons", []):
+        project = person.get("project", 1)
+        data.setdefault("persons", {})[f"{project}:{person['uuid']}"] = {
+            "uuid": str(person["uuid"]), "distinct_ids": list(person["distinct_ids"]),
+            "properties": dict(person.get("properties") or {}),
+            "created_at": _ts(person, now, "created_at") or now}
     for rel in spec.get("related", []):
         src = rel["from"]
         source = (f"{rel.get('project', 1)}:person:{src['person']}" if "person" in src else

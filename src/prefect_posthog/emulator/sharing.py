@@ -251,25 +251,30 @@ class SharingModel:
         match[0]["is_active"] = False
         return 204, None
 
-    def view_share(self, token: str, password: str | None) -> tuple[int, Any]:
-        """The public viewer (SPEC §2.6): 200 when the link works and the password fits."""
+    def live_sharing_config(self, token: str) -> dict | None:
+        """The enabled, unexpired config whose link is ``token``."""
         now = self.now()
         for config in self.data["sharing"].values():
-            if config["access_token"] != token:
-                continue
-            if not config["enabled"] or (config["expires_at"] and config["expires_at"] <= now):
-                break
-            team = self.data["projects"].get(config["resource"].split(":", 1)[0])
-            if team and not self._org(team).get("public_sharing_allowed",
-                                                self.config.public_sharing_allowed):
-                break  # SPEC §2.6: every share of the organization answers 404
-            if not config["password_required"]:
-                return 200, {"shared": True}
-            if password is None:
-                return 401, {"error": "Password required"}
-            if any(check_password(password, p["hash"]) for p in self._passwords(config["id"])):
-                return 200, {"shareToken": base64.urlsafe_b64encode(
-                    secrets.token_bytes(24)).decode()}
-            return 401, {"error": "Incorrect password"}
-        return 404, {"type": "invalid_request", "code": "not_found", "detail": "Not found.",
-                     "attr": None}
+            if config["access_token"] == token:
+                live = config["enabled"] and not (config["expires_at"]
+                                                  and config["expires_at"] <= now)
+                return config if live else None
+        return None
+
+    def view_share(self, token: str, password: str | None) -> tuple[int, Any]:
+        """The public viewer (SPEC §2.6): 200 when the link works and the password fits."""
+        config = self.live_sharing_config(token)
+        team = config and self.data["projects"].get(config["resource"].split(":", 1)[0])
+        if team and not self._org(team).get("public_sharing_allowed",
+                                            self.config.public_sharing_allowed):
+            config = None  # SPEC §2.6: every share of the organization answers 404
+        if config is None:
+            return 404, {"type": "invalid_request", "code": "not_found", "detail": "Not found.",
+                         "attr": None}
+        if not config["password_required"]:
+            return 200, {"shared": True}
+        if password is None:
+            return 401, {"error": "Password required"}
+        if any(check_password(password, p["hash"]) for p in self._passwords(config["id"])):
+            return 200, {"shareToken": base64.urlsafe_b64encode(secrets.token_bytes(24)).decode()}
+        return 401, {"error": "Incorrect password"}

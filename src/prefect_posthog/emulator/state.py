@@ -2,7 +2,7 @@
 
 `PostHogState` holds plain JSON-able data (saved to and loaded from a file) and takes
 each area's endpoint behaviour from a module of its own, as moto splits services:
-`groups`, `sharing`, `project_secret_api_keys` (and `capture` for ingestion, `query`
+`groups`, `group_types`, `sharing`, `project_secret_api_keys` (and `capture` for ingestion, `query`
 for the project and HogQL). Each public handler is named as the client method that
 calls it and returns ``(status, body)`` or raises `ApiError`.
 """
@@ -21,13 +21,14 @@ from prefect_posthog.emulator.common import (
     default_state,
     iso,
 )
+from prefect_posthog.emulator.group_types import GroupTypesModel
 from prefect_posthog.emulator.groups import GroupsModel
 from prefect_posthog.emulator.project_secret_api_keys import ProjectSecretAPIKeysModel
 from prefect_posthog.emulator.sharing import SharingModel
 
 
 @dataclass
-class PostHogState(GroupsModel, SharingModel, ProjectSecretAPIKeysModel):
+class PostHogState(GroupsModel, GroupTypesModel, SharingModel, ProjectSecretAPIKeysModel):
     """All emulated data plus the endpoint behaviour."""
 
     data: dict[str, Any] = field(default_factory=default_state)
