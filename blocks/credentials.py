@@ -16,6 +16,8 @@ from prefect_posthog.client.client import check_personal_api_key
 
 POSTHOG_US = "https://us.posthog.com"
 POSTHOG_EU = "https://eu.posthog.com"
+# Enforced by the block form at save time (JSON schema); `_valid_url` says why in code.
+HOST_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -43,9 +45,9 @@ def _valid_url(field: str, value: str) -> str:
 class PostHogCredentials(CredentialsBlock):
     """Credentials for PostHog's management API: host, personal API key and project.
 
-    The personal API key needs the scopes of the tasks you run (e.g. ``group:write`` for
-    group property updates, ``project:write`` for secret key rotation,
-    ``sharing_configuration:write`` for sharing). `get_client` returns a typed
+    The personal API key needs the scopes of the tasks you run (e.g. `group:write` for
+    group property updates, `project:write` for secret key rotation,
+    `sharing_configuration:write` for sharing). `get_client` returns a typed
     `PostHogClient` that also works outside Prefect.
 
     Examples:
@@ -69,6 +71,7 @@ class PostHogCredentials(CredentialsBlock):
 
     host: str = Field(
         default=POSTHOG_US,
+        pattern=HOST_PATTERN,
         description=(
             "PostHog base URL: https://us.posthog.com (US Cloud), https://eu.posthog.com "
             "(EU Cloud) or your self-hosted URL; https is required except on loopback."
@@ -78,11 +81,14 @@ class PostHogCredentials(CredentialsBlock):
         description="Personal API key (phx_...) with the scopes the tasks need.",
         title="Personal API key",
     )
-    project_id: int | Literal["@current"] = Field(
-        default="@current",
+    project_id: int | None = Field(
+        default=None,
+        ge=1,
+        title="Project ID",
         description=(
-            "Project id (Project settings > Project ID), or @current for the key owner's "
-            "current project; an explicit id is safer for scheduled runs."
+            "Project id, from Project settings > Project ID (e.g. 12345). Set it for "
+            "scheduled runs. Left empty, calls go to @current: the project the key's owner "
+            "last opened in PostHog, which changes when they switch projects."
         ),
     )
     path_style: Literal["projects", "environments"] = Field(
@@ -94,9 +100,11 @@ class PostHogCredentials(CredentialsBlock):
     )
     rate_limit: str = Field(
         default="480/min,4800/h",
+        title="Rate limit (empty = off)",
         description=(
-            "Client-side budget of this key, as PostHog enforces it (e.g. 480/min,4800/h); "
-            "empty to disable for self-hosted servers without rate limits."
+            "Client-side budget of this key, as PostHog Cloud enforces it (e.g. "
+            "480/min,4800/h). Empty turns client-side limiting off: only for self-hosted "
+            "servers without rate limits."
         ),
     )
     capture_host: str | None = Field(
@@ -112,10 +120,11 @@ class PostHogCredentials(CredentialsBlock):
         description="Attempts per request for transport errors, 408, 429 and 5xx.",
     )
 
-    @field_validator("host")
+    @field_validator("host", mode="before")
     @classmethod
-    def _check_host(cls, value: str) -> str:
-        return _valid_url("host", value)
+    def _check_host(cls, value: object) -> object:
+        # Before the pattern check, so Python callers get the reason, not the regex.
+        return _valid_url("host", value) if isinstance(value, str) else value
 
     @field_validator("capture_host")
     @classmethod
@@ -135,10 +144,17 @@ class PostHogCredentials(CredentialsBlock):
     @field_validator("project_id", mode="before")
     @classmethod
     def _check_project(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            raise ValueError("project_id must be a positive integer or '@current'")
+        # "@current" and digit strings from code or older saved blocks stay accepted.
+        if isinstance(value, str):
+            value = value.strip()
+            if value in ("", "@current"):
+                return None
+            if value.isdigit():
+                return int(value)
+        if isinstance(value, bool) or not isinstance(value, int | None) or (
+                isinstance(value, int) and value < 1):
+            raise ValueError("project_id must be a positive integer (Project settings > "
+                             "Project ID), or empty for @current")
         return value
 
     @field_validator("rate_limit")
@@ -148,7 +164,7 @@ class PostHogCredentials(CredentialsBlock):
         return value.strip()
 
     def get_capture_client(self, token: str) -> CaptureClient:
-        """A client sending events with the project's capture token (``phc_...``).
+        """A client sending events with the project's capture token (`phc_...`).
 
         Args:
             token: The project token (see `PostHogClient.get_project`).
@@ -179,7 +195,7 @@ class PostHogCredentials(CredentialsBlock):
         return PostHogClient(
             self.host,
             self.personal_api_key,
-            project_id if project_id is not None else self.project_id,
+            project_id if project_id is not None else (self.project_id or "@current"),
             path_style=self.path_style,
             timeout=self.timeout_seconds,
             rate_limits=parse_rates(self.rate_limit),

@@ -101,6 +101,8 @@ class LocalStack:
             self._register_blocks()
             self._prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
             self._prefect("--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_YAML))
+            subprocess.run([sys.executable, "-m", "prefect_posthog.deployments.pin_blocks"],
+                           env=self.env, check=True, capture_output=True, timeout=120)
             self._spawn([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL],
                         "worker.log")
         except BaseException:
@@ -156,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Prefect UI:  http://127.0.0.1:{stack.port}")
     print(f"PostHog:     {'real, from POSTHOG_HOST' if stack.real else stack.emulator_url}")
     print("Deployments: posthog-rotate-project-secret-api-keys/monthly, "
-          "posthog-bulk-update-group-properties/on-demand, "
-          "posthog-reset-sharing-passwords/on-demand, "
+          "posthog-bulk-update-group-properties/update-group-properties, "
+          "posthog-reset-sharing-passwords/reset-share-passwords, "
           "posthog-follow-key-rotation/follow-flag-key-rotation (worker on pool 'posthog')")
     print("Ctrl-C stops the server, the worker and the emulator.")
     try:

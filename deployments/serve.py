@@ -14,21 +14,32 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
+from prefect_posthog.flows.blocks import load_credentials, load_notification
 
 
 def build(credentials: str = "posthog",
           notification: str | None = "custom-webhook/posthog-notify") -> list[RunnerDeployment]:
-    """The three deployments, referencing blocks by name (never their data)."""
+    """The three deployments, with the named blocks as references (never their data).
+
+    Loading the blocks here makes a misspelt name fail before anything is served, and
+    lets Prefect store each as a block-document reference that the UI shows in its picker.
+    """
+    posthog = load_credentials(credentials)
+    notify = load_notification(notification)
     return [
         rotate_project_secret_api_keys.to_deployment(
             "monthly", cron="0 6 1 * *",
-            parameters={"credentials": credentials, "selector": {"older_than_days": 30},
-                        "notification": notification}),
+            description="Roll project secret API keys older than 30 days; runs at 06:00 UTC "
+                        "on the 1st of every month.",
+            parameters={"credentials": posthog, "selector": {"older_than_days": 30},
+                        "notification": notify}),
         bulk_update_group_properties.to_deployment(
-            "on-demand", parameters={"credentials": credentials, "dry_run": True}),
+            "update-group-properties", parameters={"credentials": posthog, "dry_run": True},
+            description="Bulk group property update; no schedule, a dry run by default."),
         reset_sharing_passwords.to_deployment(
-            "on-demand", parameters={"credentials": credentials, "targets": [],
-                                     "notification": notification}),
+            "reset-share-passwords", parameters={"credentials": posthog,
+                                                 "notification": notify},
+            description="Reset share passwords; no schedule, run it with the shares to reset."),
     ]
 
 

@@ -69,7 +69,7 @@ class BatchResult(BaseModel):
 # -- planning and applying one batch ------------------------------------------------------------
 
 def _run_bounded(fn: Callable[[T], R], items: list[T], workers: int) -> list[R]:
-    """``fn`` over ``items`` on at most ``workers`` threads, results in input order.
+    """`fn` over `items` on at most `workers` threads, results in input order.
 
     Workers pull from a shared index, so bookkeeping is O(1) per item (an executor would
     hold one Future, with its lock, per item of a 10,000-row batch).
@@ -217,7 +217,7 @@ def apply_group_property_batch(
 ) -> BatchResult:
     """Plan and apply one batch: read current state, diff, write only changed properties.
 
-    Groups are written in parallel (``max_concurrency`` threads) and each group's rows in
+    Groups are written in parallel (`max_concurrency` threads) and each group's rows in
     input order; the client's rate limiter keeps the key under its budget. A failure of one
     item never stops the others. Not retried as a task: every item reports its own outcome,
     and a re-run skips what was already applied.
@@ -271,7 +271,7 @@ def apply_group_property_batch(
 
 
 def failed_outcomes(rows: list[Row], reason: str) -> list[ItemOutcome]:
-    """A ``failed`` outcome for each row, with nothing applied."""
+    """A `failed` outcome for each row, with nothing applied."""
     return [ItemOutcome(row=r.row, group_type_index=r.update.group_type_index,
                         group_key=r.update.group_key, status="failed", reason=reason[:500])
             for r in rows]
@@ -316,11 +316,11 @@ def _capture_token(credentials: PostHogCredentials, token: str | None,
 
 
 class _BulkUpdateFlow(Flow):
-    """The bulk flow, whose ``updates`` never make a flow run too large to create.
+    """The bulk flow, whose `updates` never make a flow run too large to create.
 
     Prefect stores a run's parameters and its server refuses more than
-    ``PREFECT_SERVER_API_MAX_PARAMETER_SIZE`` (512 KB), with a 422 naming no field. A large
-    ``updates`` list passed from Python is stored as a short placeholder instead, as Prefect
+    `PREFECT_SERVER_API_MAX_PARAMETER_SIZE` (512 KB), with a 422 naming no field. A large
+    `updates` list passed from Python is stored as a short placeholder instead, as Prefect
     does for values it cannot serialise; the rows themselves are used in memory.
     """
 
@@ -355,17 +355,17 @@ def bulk_update_group_properties(
     The input is validated completely before anything is written. Then, batch by batch (one
     Prefect task per batch, never one per item), the current state is read with the fewest
     calls (pages of 100 where cheaper than one read per group), compared, and only changed
-    properties are written — one call each. Every item ends ``applied``, ``unchanged``,
-    ``skipped`` (the group does not exist) or ``failed`` with a reason; failures do not stop
+    properties are written — one call each. Every item ends `applied`, `unchanged`,
+    `skipped` (the group does not exist) or `failed` with a reason; failures do not stop
     the rest, and the flow fails at the end, after publishing its report, if any item failed.
     Re-running the same input writes nothing for items already applied.
 
     Args:
-        credentials: PostHog credentials block (needs ``group:read`` and ``group:write``).
-        updates: The desired changes; for large inputs use ``source_path`` instead.
+        credentials: PostHog credentials block (needs `group:read` and `group:write`).
+        updates: The desired changes; for large inputs use `source_path` instead.
         source_path: A .csv, .json or .jsonl file of changes, streamed. CSV columns:
-            ``group_type_index``, ``group_key``, one column per property to set (empty
-            cells are left alone) and ``$unset`` (names separated by ``;``).
+            `group_type_index`, `group_key`, one column per property to set (empty
+            cells are left alone) and `$unset` (names separated by `;`).
         dry_run: Plan and report without writing.
         create_missing: Create groups that do not exist (else they are skipped).
         batch_size: Rows per Prefect task; memory grows with it, reads shrink with it.
@@ -377,19 +377,19 @@ def bulk_update_group_properties(
         report_path: Also write every item's outcome to this JSONL file.
         max_report_items: Most item outcomes listed in the returned report and artifact
             (failed and skipped first); all are counted.
-        write_path: ``api`` writes one management API call per changed property;
-            ``capture`` sends property sets as ``$groupidentify`` events (no per-key rate
-            limit) and verifies them by reading back; ``auto`` uses capture when the API
+        write_path: `api` writes one management API call per changed property;
+            `capture` sends property sets as `$groupidentify` events (no per-key rate
+            limit) and verifies them by reading back; `auto` uses capture when the API
             would need more than 5 minutes under the key's budget (about 2,400 writes on
             PostHog Cloud), else the API.
-        project_token: The project's capture token (``phc_...``) for the capture path;
-            read from the project (needs ``project:read``) when not given.
+        project_token: The project's capture token (`phc_...`) for the capture path;
+            read from the project (needs `project:read`) when not given.
         verify_timeout_seconds: How long captured values may take to show before those
             groups are written once through the management API.
 
     Returns:
-        The report (also published as the artifacts ``posthog-bulk-update`` and
-        ``posthog-bulk-update-summary``).
+        The report (also published as the artifacts `posthog-bulk-update` and
+        `posthog-bulk-update-summary`).
 
     Example:
         ```python

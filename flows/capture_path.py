@@ -1,12 +1,12 @@
-"""The bulk flow's second write path: property sets as ``$groupidentify`` events through
+"""The bulk flow's second write path: property sets as `$groupidentify` events through
 PostHog's capture API, verified through the management API.
 
 Capture has no per-key rate limit, so 100,000 groups take seconds to send where the
 management API (4,800 calls an hour per key) would take a day. But ingestion applies events
-later and silently drops what it cannot attribute: an item counts as ``applied`` only once
+later and silently drops what it cannot attribute: an item counts as `applied` only once
 reading it back shows its values. Reads use HogQL (50,000 groups per call); items still not
 visible at the deadline are written once through the management API, and whatever remains
-is ``failed`` with the reason. Unsets, rows of group types without a name, and groups whose
+is `failed` with the reason. Unsets, rows of group types without a name, and groups whose
 rows also unset something stay on the management API path.
 """
 
@@ -37,7 +37,7 @@ GroupId = tuple[int, str]
 
 
 def api_minutes(writes: int, windows: Iterable[RateWindow]) -> float:
-    """Minutes the management API needs for ``writes`` calls under the key's windows."""
+    """Minutes the management API needs for `writes` calls under the key's windows."""
     if writes <= 0:
         return 0.0
     return max((((writes - 1) // w.limit) * w.period for w in windows), default=0.0) / 60
@@ -59,7 +59,7 @@ def visible(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
 def read_groups(credentials: PostHogCredentials, group_type_indexes: list[int],
                 keys: set[GroupId] | None = None, project_id: int | str | None = None
                 ) -> tuple[dict[GroupId, dict[str, Any]], int]:
-    """Properties of the groups of these types (only ``keys``, if given), and the calls made."""
+    """Properties of the groups of these types (only `keys`, if given), and the calls made."""
     found: dict[GroupId, dict[str, Any]] = {}
     calls = 0
     with credentials.get_client(project_id) as posthog:
@@ -153,12 +153,12 @@ def run_capture_path(
     add: Callable[[ItemOutcome], None],
     run_api: Callable[[Iterable[Any], str, str | None], None],
 ) -> bool:
-    """Plan, send, verify; hand the rest to the management API path (``run_api``).
+    """Plan, send, verify; hand the rest to the management API path (`run_api`).
 
-    ``rows()`` streams the validated input rows (read three times, never held: a 100,000-row
-    input keeps only one dict per group in memory); ``add(outcome)`` records an outcome;
-    ``run_api(rows, write_path, note)`` writes rows through the management API. Returns
-    False, having recorded and written nothing, when ``auto`` finds the job small enough
+    `rows()` streams the validated input rows (read three times, never held: a 100,000-row
+    input keeps only one dict per group in memory); `add(outcome)` records an outcome;
+    `run_api(rows, write_path, note)` writes rows through the management API. Returns
+    False, having recorded and written nothing, when `auto` finds the job small enough
     for the API.
     """
     logger = get_run_logger()

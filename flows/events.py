@@ -1,6 +1,6 @@
 """Prefect events the jobs emit, so other deployments can react instead of polling.
 
-Resources are named ``posthog.project.<project>.<what>`` so automations and deployment
+Resources are named `posthog.project.<project>.<what>` so automations and deployment
 triggers can match them with wildcards; labels carry what a trigger filters on (key label,
 resource kind, dry run). The flow run that did the work is attached as a related resource
 by Prefect. Every text goes through the secret registry first: an event never carries a key
@@ -8,13 +8,13 @@ value or a password, even if a server echoed one into a reason.
 
 Events (resource in brackets):
 
-- ``posthog.secret-api-key.rotated`` [``posthog.project.<p>.secret-api-key.<id>``]: a key
-  passed the final check; ``.rotation-failed`` when it could not be rotated;
-  ``.rotation-planned`` in a dry run.
-- ``posthog.sharing.password-reset`` [``posthog.project.<p>.<kind>.<id>``]: a share passed
-  the final check; ``password-reset-failed``; ``password-reset-planned`` in a dry run.
-- ``posthog.groups.bulk-update.completed`` / ``.failed`` [``posthog.project.<p>.groups``]:
-  the end of a bulk run, with counts, write path and ``posthog.dry-run``.
+- `posthog.secret-api-key.rotated` [`posthog.project.<p>.secret-api-key.<id>`]: a key
+  passed the final check; `.rotation-failed` when it could not be rotated;
+  `.rotation-planned` in a dry run.
+- `posthog.sharing.password-reset` [`posthog.project.<p>.<kind>.<id>`]: a share passed
+  the final check; `password-reset-failed`; `password-reset-planned` in a dry run.
+- `posthog.groups.bulk-update.completed` / `.failed` [`posthog.project.<p>.groups`]:
+  the end of a bulk run, with counts, write path and `posthog.dry-run`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _emit(event: str, resource: dict[str, Any], payload: dict[str, Any],
 
 def project_of(credentials: PostHogCredentials, project_id: int | str | None) -> str:
     """The project part of a resource id (the override, else the block's project)."""
-    return str(project_id if project_id is not None else credentials.project_id)
+    return str(project_id if project_id is not None else credentials.project_id or "@current")
 
 
 def key_rotation_events(project: str, outcomes: list[KeyRotationOutcome],
@@ -92,7 +92,7 @@ def password_reset_events(project: str, outcomes: list[PasswordResetOutcome],
 
 
 def bulk_update_event(project: str, report: BulkUpdateReport) -> None:
-    """``.completed`` (no item failed) or ``.failed``, with the counts and the write path."""
+    """`.completed` (no item failed) or `.failed`, with the counts and the write path."""
     outcome = "failed" if report.failed else "completed"
     counts = {name: getattr(report, name) for name in
               ("total", "applied", "unchanged", "skipped", "failed", "planned", "reads",

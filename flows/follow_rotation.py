@@ -1,7 +1,7 @@
 """The recipe for reacting to a rotation: a flow a deployment trigger starts per rotated key.
 
-``deployments/prefect.yaml`` ships it as ``follow-flag-key-rotation``: whenever a
-``posthog.secret-api-key.rotated`` event names a key labelled ``flags-*``, Prefect runs this
+`deployments/prefect.yaml` ships it as `follow-flag-key-rotation`: whenever a
+`posthog.secret-api-key.rotated` event names a key labelled `flags-*`, Prefect runs this
 flow with the key's id, label and storage place taken from the event — never its value.
 Copy it and put what your consumers must do in its place (redeploy a service, restart a
 worker, refresh a cache): the new value is in the Secret block the event names.
@@ -33,14 +33,14 @@ def follow_key_rotation(
     this flow's parameters carry only the key's id, label and storage place.
 
     Args:
-        key_id: The rotated key's id (from the event's ``posthog.key-id`` label).
-        label: Its label (``posthog.label``).
-        stored_in: Where the new value is stored (``posthog.stored-in``).
+        key_id: The rotated key's id (from the event's `posthog.key-id` label).
+        label: Its label (`posthog.label`).
+        stored_in: Where the new value is stored (`posthog.stored-in`).
         credentials: PostHog credentials block, or its name.
         project_id: Override the block's project.
 
     Returns:
-        The key's live mask, e.g. ``phs_...a1b2``.
+        The key's live mask, e.g. `phs_...a1b2`.
 
     Example:
         ```python

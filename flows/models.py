@@ -126,7 +126,7 @@ class KeySelector(BaseModel):
     """Which project secret API keys to rotate.
 
     Criteria narrow: a key is selected only when it meets **every** criterion given; the
-    values inside one list are alternatives. ``labels=["a", "b"], older_than_days=30``
+    values inside one list are alternatives. `labels=["a", "b"], older_than_days=30`
     selects the keys labelled a or b that are older than 30 days. Ids and labels that name
     no key of the project are an error, before anything is rolled.
     """
@@ -165,8 +165,8 @@ class KeySelector(BaseModel):
 class KeyRotationOutcome(BaseModel):
     """What happened to one key (never its value).
 
-    ``rotated`` means the final check passed: after any late write could have landed, the
-    key's live value (its mask and ``last_rolled_at``) is the one the job stored.
+    `rotated` means the final check passed: after any late write could have landed, the
+    key's live value (its mask and `last_rolled_at`) is the one the job stored.
     """
 
     id: str
@@ -219,9 +219,9 @@ class SharingTarget(BaseModel):
 class PasswordResetOutcome(BaseModel):
     """What happened to one shared object (never the password).
 
-    ``reset`` means the final check passed: after any late write could have landed, the
+    `reset` means the final check passed: after any late write could have landed, the
     share requires a password, the only active password is the one stored, and
-    ``share_url`` is the live link.
+    `share_url` is the live link.
     """
 
     resource: SharingResource

@@ -53,7 +53,7 @@ def notify(block: NotificationBlock | None, subject: str, body: str) -> str | No
     """Send through any Prefect notification block; return the failure text, if any.
 
     Apprise-based blocks swallow delivery failures unless asked to raise, so the call runs
-    under ``raise_on_failure``.
+    under `raise_on_failure`.
     """
     if block is None:
         return None

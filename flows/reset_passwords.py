@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Annotated
 
 from prefect import flow, task
-from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.logging import get_run_logger
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import (
@@ -39,7 +39,12 @@ from prefect_posthog.client import (
     UnexpectedResponseError,
 )
 from prefect_posthog.client.redaction import SECRETS
-from prefect_posthog.flows.blocks import load_credentials, load_notification, load_secret
+from prefect_posthog.flows.blocks import (
+    NotificationChoice,
+    load_credentials,
+    load_notification,
+    load_secret,
+)
 from prefect_posthog.flows.events import password_reset_events, project_of
 from prefect_posthog.flows.models import (
     PasswordResetOutcome,
@@ -92,7 +97,7 @@ def _refresh_reconciled(posthog: PostHogClient, target: SharingTarget, before: s
 
 
 def _save(block: str, value: SecretStr | None) -> None:
-    """Store ``value`` in the Secret block; ``None`` removes a block this run created."""
+    """Store `value` in the Secret block; `None` removes a block this run created."""
     if value is not None:
         Secret(value=value).save(block, overwrite=True, _sync=True)
     elif _previous(block) is not None:
@@ -204,7 +209,7 @@ def confirm_resets(
 ) -> list[PasswordResetOutcome]:
     """The final check, read after any late write: protection is on, this run's password is
     the only active one (late duplicates and other passwords are removed until that holds)
-    and ``share_url`` is the live link."""
+    and `share_url` is the live link."""
     result = []
     with credentials.get_client(project_id) as posthog:
         for outcome in outcomes:
@@ -272,11 +277,11 @@ def _preflight(credentials: PostHogCredentials, targets: list[SharingTarget],
 @flow(name="posthog-reset-sharing-passwords", persist_result=False)
 def reset_sharing_passwords(
     credentials: PostHogCredentials | str,
-    targets: list[SharingTarget],
+    targets: Annotated[list[SharingTarget], Field(min_length=1)],
     new_password: Secret | str | None = None,
     refresh_link: bool = False,
     secret_block_name_template: str | None = "posthog-share-{resource}-{id}",
-    notification: NotificationBlock | str | None = None,
+    notification: NotificationChoice | str | None = None,
     dry_run: bool = False,
     project_id: int | None = None,
     settle_seconds: float | None = None,
@@ -284,25 +289,25 @@ def reset_sharing_passwords(
     """Give shared insights, recordings or dashboards a new password and retire the old ones.
 
     Before any write, every target must exist, appear once and have a Secret block name of
-    its own. For each target the password (generated, or taken from the ``new_password``
+    its own. For each target the password (generated, or taken from the `new_password`
     Secret block) is stored first, then password protection is turned on if needed (a clear
     error when the organization lacks Advanced Permissions), the password created in
     PostHog, every other password deactivated and, optionally, the share link rotated (the
     old link keeps working for 5 minutes). If PostHog never took the password the change is
     rolled back; once it has, the stored password is the working one and the report says
     so. A final check after any late write could land removes strays and reports the live
-    link; only then is a target ``reset``. One notification carries the links.
+    link; only then is a target `reset`. One notification carries the links.
 
     Args:
         credentials: PostHog credentials block, or its name (needs
-            ``sharing_configuration:write``).
-        targets: What to reset, e.g. ``[{"resource": "insight", "id": "42"}]``; at least one.
+            `sharing_configuration:write`).
+        targets: What to reset, e.g. `[{"resource": "insight", "id": "42"}]`; at least one.
         new_password: A Secret block (or a Secret block's name) holding the password to
             set; else one is generated per target.
         refresh_link: Also rotate the share link's access token.
-        secret_block_name_template: Where each password is stored; ``{resource}`` and
-            ``{id}`` are filled in. ``None`` stores nothing.
-        notification: Any Prefect notification block, or ``<block-type-slug>/<name>``;
+        secret_block_name_template: Where each password is stored; `{resource}` and
+            `{id}` are filled in. `None` stores nothing.
+        notification: Any Prefect notification block, or `<block-type-slug>/<name>`;
             the message carries the links and where each password is stored, never a
             password.
         dry_run: Show what would change, change nothing.

@@ -9,7 +9,7 @@ The story of one run:
    the stored one (a roll the client gave up on landed late), roll again, knowingly.
 3. Final check, after waiting out any late write: each key's live value is the stored one
    (and, where PostHog can check it, the stored value authenticates and the old one does
-   not). Keys that changed again are converged; a key is ``rotated`` only if this passed.
+   not). Keys that changed again are converged; a key is `rotated` only if this passed.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from prefect import flow, task
-from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import SecretStr
+from pydantic.json_schema import SkipJsonSchema
 
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import (
@@ -37,7 +37,7 @@ from prefect_posthog.client import (
     UnexpectedResponseError,
 )
 from prefect_posthog.client.redaction import SECRETS
-from prefect_posthog.flows.blocks import load_credentials, load_notification
+from prefect_posthog.flows.blocks import NotificationChoice, load_credentials, load_notification
 from prefect_posthog.flows.events import key_rotation_events, project_of
 from prefect_posthog.flows.models import (
     KeyRotationOutcome,
@@ -50,7 +50,7 @@ from prefect_posthog.flows.reporting import conclude, notify
 from prefect_posthog.tasks import list_project_secret_api_keys
 
 StoreCallback = Callable[[ProjectSecretAPIKey, SecretStr], str]
-"""``store(key, value) -> location``: put a rolled value where consumers read it."""
+"""`store(key, value) -> location`: put a rolled value where consumers read it."""
 
 MAX_ROLLS = 4
 MAX_CONVERGE_ROUNDS = 2
@@ -58,7 +58,7 @@ CHECK_SCOPE = "feature_flag:read"
 
 
 def mask_of(value: SecretStr) -> str:
-    """PostHog's mask of a key value (first 4 + ``...`` + last 4), computed locally so a
+    """PostHog's mask of a key value (first 4 + `...` + last 4), computed locally so a
     server's answer never decides what is shown."""
     raw = value.get_secret_value()
     return f"{raw[:4]}...{raw[-4:]}"
@@ -165,7 +165,7 @@ def rotate_key(
     stored one.
 
     A roll whose outcome is unknown (lost response, timeout, malformed answer) may land
-    later; the task waits ``settle_seconds`` for it and rolls again knowingly — the lost
+    later; the task waits `settle_seconds` for it and rolls again knowingly — the lost
     value is unknowable either way. The plaintext never leaves this task, and the task
     result (an outcome without the value) is not persisted.
     """
@@ -235,12 +235,12 @@ def confirm_rotations(
 ) -> list[KeyRotationOutcome]:
     """The final check: each key's live value is the one stored, read after any late write.
 
-    Returns the outcomes with ``status`` decided: ``rotated`` when the live mask and
-    ``last_rolled_at`` are the stored roll's, the stored Secret block holds that value and
-    (for keys holding ``feature_flag:read``, the only way PostHog checks a secret key) the
-    stored value authenticates. Keys whose live value changed keep ``status="failed"`` with
-    ``reason="changed"`` for the flow to converge. ``blocks`` maps key ids to the Secret
-    block each value went to (``None`` for a ``store`` callback or no storage).
+    Returns the outcomes with `status` decided: `rotated` when the live mask and
+    `last_rolled_at` are the stored roll's, the stored Secret block holds that value and
+    (for keys holding `feature_flag:read`, the only way PostHog checks a secret key) the
+    stored value authenticates. Keys whose live value changed keep `status="failed"` with
+    `reason="changed"` for the flow to converge. `blocks` maps key ids to the Secret
+    block each value went to (`None` for a `store` callback or no storage).
     """
     result = []
     with credentials.get_client(project_id) as posthog:
@@ -302,12 +302,12 @@ def rotate_project_secret_api_keys(
     credentials: PostHogCredentials | str,
     selector: KeySelector,
     secret_block_name_template: str | None = "posthog-psak-{label}",
-    notification: NotificationBlock | str | None = None,
+    notification: NotificationChoice | str | None = None,
     verify: bool = True,
     dry_run: bool = False,
     project_id: int | None = None,
     settle_seconds: float | None = None,
-    store: StoreCallback | None = None,
+    store: SkipJsonSchema[StoreCallback | None] = None,
 ) -> RotationReport:
     """Roll project secret API keys, store each new value where consumers read it, check the
     stored value is the live one, and notify — without the value ever reaching a log, a
@@ -316,26 +316,26 @@ def rotate_project_secret_api_keys(
     Before anything is rolled, the project, the selector's ids and labels, every key's
     Secret block name (no two keys may share one) and the notification block are checked.
     Each key is rolled and its value stored at once. A roll whose outcome is unknown is
-    waited out (``settle_seconds``) and rolled again knowingly; the run ends with a final
+    waited out (`settle_seconds`) and rolled again knowingly; the run ends with a final
     check, after any late write could have landed, that each key's live value is the
-    stored one — only then is a key reported ``rotated``. One notification lists label,
+    stored one — only then is a key reported `rotated`. One notification lists label,
     mask, time and storage place. Notification failures fail the run after the report.
 
     Args:
-        credentials: PostHog credentials block, or its name (needs ``project:write`` and
+        credentials: PostHog credentials block, or its name (needs `project:write` and
             project admin rights).
         selector: Which keys; criteria narrow (a key must meet every one given).
-        secret_block_name_template: Secret block name per key; ``{label}`` and ``{id}`` are
-            filled in (slugified). ``None`` with no ``store`` keeps the value nowhere.
+        secret_block_name_template: Secret block name per key; `{label}` and `{id}` are
+            filled in (slugified). `None` with no `store` keeps the value nowhere.
         notification: Any Prefect notification block (Slack, Teams, custom webhook...),
-            or ``<block-type-slug>/<name>`` of a saved one.
+            or `<block-type-slug>/<name>` of a saved one.
         verify: Check the stored value authenticates and the old one no longer does.
         dry_run: List what would be rolled and where it would be stored, change nothing.
         project_id: Override the block's project.
         settle_seconds: How long a write whose response was lost may take to land; waited
             before reconciling and before the final check. Default: twice the block's
             request timeout.
-        store: In pipelines, a callable ``store(key, value) -> location`` used instead of
+        store: In pipelines, a callable `store(key, value) -> location` used instead of
             a Secret block.
 
     Returns:

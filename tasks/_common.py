@@ -28,7 +28,7 @@ TASK_RETRY_DELAYS = [10.0, 60.0]
 def retry_transient(task: Task, task_run: Any, state: Any) -> bool:
     """Retry a task only when the failure was transient (transport, 408, 429, 5xx).
 
-    Reads ``state.data`` (the raised exception) rather than ``state.result()``, which
+    Reads `state.data` (the raised exception) rather than `state.result()`, which
     never raises inside async tasks.
     """
     exc = state.data if isinstance(state.data, BaseException) else None

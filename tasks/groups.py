@@ -1,7 +1,7 @@
-"""Tasks for PostHog groups (``/api/projects/{id}/groups/...``).
+"""Tasks for PostHog groups (`/api/projects/{id}/groups/...`).
 
-Scopes: reads need ``group:read``; ``update_group_property``, ``delete_group_property`` and
-``create_group`` need ``group:write``; ``get_group_activity`` needs ``activity_log:read``.
+Scopes: reads need `group:read`; `update_group_property`, `delete_group_property` and
+`create_group` need `group:write`; `get_group_activity` needs `activity_log:read`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from prefect_posthog.tasks._common import api_task, client_for
 def list_group_types(
     credentials: PostHogCredentials, project_id: int | str | None = None
 ) -> list[GroupType]:
-    """The project's group types: each index (0-4) with its name (e.g. ``company``).
+    """The project's group types: each index (0-4) with its name (e.g. `company`).
 
     Example:
         ```python
@@ -47,15 +47,15 @@ def list_groups(
 ) -> list[Group]:
     """List groups of one type, newest first, following PostHog's keyset cursor.
 
-    Calls ``GET groups/`` (100 per page) until ``limit`` groups or the end. Scope
-    ``group:read``.
+    Calls `GET groups/` (100 per page) until `limit` groups or the end. Scope
+    `group:read`.
 
     Args:
         credentials: PostHog credentials block.
         group_type_index: Group type index (0-4).
         search: Case-insensitive substring of the properties, or an exact key.
         group_key: Case-insensitive substring of the group key.
-        limit: Most groups to return; ``None`` for all.
+        limit: Most groups to return; `None` for all.
         project_id: Override the block's project.
 
     Returns:
@@ -86,7 +86,7 @@ def create_group(
     group_properties: dict[str, Any] | None = None,
     project_id: int | str | None = None,
 ) -> Group:
-    """Create a group (``POST groups/``). Scope ``group:write``.
+    """Create a group (`POST groups/`). Scope `group:write`.
 
     Not retried: a repeat would fail with "A group with this key already exists"; a lost
     response raises `OutcomeUnknownError` (check with `find_group`).
@@ -114,9 +114,9 @@ def find_group(
     group_key: str,
     project_id: int | str | None = None,
 ) -> Group:
-    """Read one group (``GET groups/find``). Scope ``group:read``.
+    """Read one group (`GET groups/find`). Scope `group:read`.
 
-    Sends ``skip_create_notebook=true`` so the read never creates a CRM notebook as a side
+    Sends `skip_create_notebook=true` so the read never creates a CRM notebook as a side
     effect (PostHog does that lazily otherwise).
 
     Raises:
@@ -148,9 +148,9 @@ def get_group_activity(
     limit: int = 10,
     project_id: int | str | None = None,
 ) -> ActivityPage:
-    """One page of a group's activity log (``GET groups/activity``).
+    """One page of a group's activity log (`GET groups/activity`).
 
-    Scope ``activity_log:read`` (not ``group:read``).
+    Scope `activity_log:read` (not `group:read`).
 
     Example:
         ```python
@@ -177,8 +177,8 @@ def list_related_groups(
 ) -> list[RelatedActor]:
     """Persons and groups sharing events with an actor in the last 90 days.
 
-    Calls ``GET groups/related``. With ``group_type_index``, ``id`` is a group key of that
-    type; without it, a person UUID. Scope ``group:read``.
+    Calls `GET groups/related`. With `group_type_index`, `id` is a group key of that
+    type; without it, a person UUID. Scope `group:read`.
 
     Example:
         ```python
@@ -202,7 +202,7 @@ def list_group_property_definitions(
 ) -> dict[int, list[PropertyCount]]:
     """Property names per group type with how many groups have each.
 
-    Calls ``GET groups/property_definitions``. Scope ``group:read``. Newer PostHog
+    Calls `GET groups/property_definitions`. Scope `group:read`. Newer PostHog
     releases removed this route: then a `NotFoundError` says so (use
     `list_group_property_values` instead).
 
@@ -232,9 +232,9 @@ def list_group_property_values(
 ) -> list[PropertyCount]:
     """The most common values of a group property, with counts.
 
-    Calls ``GET groups/property_values``. PostHog returns **at most 20** values, ordered by
-    count (then value); ``value`` filters by case-insensitive substring. Values come back
-    as strings. Scope ``group:read``.
+    Calls `GET groups/property_values`. PostHog returns **at most 20** values, ordered by
+    count (then value); `value` filters by case-insensitive substring. Values come back
+    as strings. Scope `group:read`.
 
     Example:
         ```python
@@ -263,10 +263,10 @@ def update_group_property(
 ) -> Group:
     """Set one property of a group, keeping the others.
 
-    Calls ``POST groups/update_property?group_type_index=&group_key=`` with body
-    ``{"key": key, "value": value}`` (the shape PostHog's server reads). ``value`` must not
+    Calls `POST groups/update_property?group_type_index=&group_key=` with body
+    `{"key": key, "value": value}` (the shape PostHog's server reads). `value` must not
     be null: use `delete_group_property`. Idempotent in state, so it is retried. Scope
-    ``group:write``. For many groups use the bulk flow, which writes only what changed.
+    `group:write`. For many groups use the bulk flow, which writes only what changed.
 
     Example:
         ```python
@@ -294,13 +294,13 @@ def delete_group_property(
 ) -> Group:
     """Remove one property from a group.
 
-    Calls ``POST groups/delete_property`` with ``{"$unset": key}``. PostHog answers 400
+    Calls `POST groups/delete_property` with `{"$unset": key}`. PostHog answers 400
     when the property is absent, so the call is not repeated blindly: after a failure that
     may have applied it, the client checks and treats "does not exist" as done. Scope
-    ``group:write``.
+    `group:write`.
 
     Raises:
-        ValidationError: The property is not on the group (``attr`` is ``$unset``).
+        ValidationError: The property is not on the group (`attr` is `$unset`).
 
     Example:
         ```python

@@ -1,7 +1,7 @@
-"""Tasks for project secret API keys (``phs_...``, ``/project_secret_api_keys/``).
+"""Tasks for project secret API keys (`phs_...`, `/project_secret_api_keys/`).
 
-Reads need ``project:read``; writes need ``project:write`` and project admin rights. The
-plaintext ``value`` exists only in the results of create and roll, as a `SecretStr`, and
+Reads need `project:read`; writes need `project:write` and project admin rights. The
+plaintext `value` exists only in the results of create and roll, as a `SecretStr`, and
 those results are never persisted.
 """
 
@@ -16,7 +16,7 @@ from prefect_posthog.tasks._common import api_task, client_for
 def list_project_secret_api_keys(
     credentials: PostHogCredentials, project_id: int | str | None = None
 ) -> list[ProjectSecretAPIKey]:
-    """Every project secret API key, newest first, values hidden (``mask_value`` only).
+    """Every project secret API key, newest first, values hidden (`mask_value` only).
 
     Example:
         ```python
@@ -42,10 +42,10 @@ def create_project_secret_api_key(
     scopes: list[str],
     project_id: int | str | None = None,
 ) -> ProjectSecretAPIKey:
-    """Create a key (201); its ``value`` is returned only here, as a `SecretStr`.
+    """Create a key (201); its `value` is returned only here, as a `SecretStr`.
 
-    ``label`` is unique per project (at most 40 characters); ``scopes`` come from
-    PostHog's allow-list (e.g. ``feature_flag:read``); at most 50 keys per project. Not
+    `label` is unique per project (at most 40 characters); `scopes` come from
+    PostHog's allow-list (e.g. `feature_flag:read`); at most 50 keys per project. Not
     retried: a lost response raises `OutcomeUnknownError` — find the key by label and roll
     it to get a usable value.
 
@@ -98,7 +98,7 @@ def update_project_secret_api_key(
     scopes: list[str] | None = None,
     project_id: int | str | None = None,
 ) -> ProjectSecretAPIKey:
-    """Change a key's label and/or scopes (``PATCH``). Idempotent, so retried.
+    """Change a key's label and/or scopes (`PATCH`). Idempotent, so retried.
 
     Example:
         ```python
@@ -145,8 +145,8 @@ def roll_project_secret_api_key(
 ) -> ProjectSecretAPIKey:
     """Give a key a new value; the old value stops working at once.
 
-    The new ``value`` is returned once, as a `SecretStr`, and never persisted. Not retried:
-    a lost response raises `OutcomeUnknownError` (compare ``last_rolled_at``). The rotation
+    The new `value` is returned once, as a `SecretStr`, and never persisted. Not retried:
+    a lost response raises `OutcomeUnknownError` (compare `last_rolled_at`). The rotation
     flow does that reconciliation and stores the value for you.
 
     Example:

@@ -1,6 +1,6 @@
-"""Tasks for the project itself and the query API (``/api/projects/{id}/``, ``query/``).
+"""Tasks for the project itself and the query API (`/api/projects/{id}/`, `query/`).
 
-``get_project`` needs ``project:read``; ``query_groups`` needs ``query:read`` and spends the
+`get_project` needs `project:read`; `query_groups` needs `query:read` and spends the
 key's HogQL budget (120 calls an hour), kept apart from the default one.
 """
 
@@ -15,7 +15,7 @@ from prefect_posthog.tasks._common import api_task, client_for
 
 @api_task("Get PostHog project", idempotent=True)
 def get_project(credentials: PostHogCredentials, project_id: int | str | None = None) -> Project:
-    """The project: id, name and its public capture token ``api_token`` (``phc_...``).
+    """The project: id, name and its public capture token `api_token` (`phc_...`).
 
     Example:
         ```python
@@ -41,7 +41,7 @@ def query_groups(
     limit: int = 50_000,
     project_id: int | str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Up to 50,000 groups of a type as ``(key, properties)`` in one HogQL call, by key.
+    """Up to 50,000 groups of a type as `(key, properties)` in one HogQL call, by key.
 
     Example:
         ```python

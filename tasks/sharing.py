@@ -1,9 +1,9 @@
 """Tasks for sharing insights, session recordings and dashboards.
 
-Each resource gets the same five tasks — ``get_<r>_sharing``, ``update_<r>_sharing``,
-``create_<r>_sharing_password``, ``delete_<r>_sharing_password``, ``refresh_<r>_sharing`` —
-over ``/api/projects/{id}/<resources>/{id}/sharing/``. Reads need
-``sharing_configuration:read``, the rest ``sharing_configuration:write``. Password
+Each resource gets the same five tasks — `get_<r>_sharing`, `update_<r>_sharing`,
+`create_<r>_sharing_password`, `delete_<r>_sharing_password`, `refresh_<r>_sharing` —
+over `/api/projects/{id}/<resources>/{id}/sharing/`. Reads need
+`sharing_configuration:read`, the rest `sharing_configuration:write`. Password
 protection needs the organization's Advanced Permissions feature.
 """
 
@@ -73,40 +73,40 @@ def _sharing_tasks(resource: SharingResource) -> tuple[Callable, ...]:
             return posthog.refresh_sharing(resource, resource_id)
 
     label = resource.replace("_", " ")
-    args = f"\n\n    ``resource_id`` is the {label} id."
+    args = f"\n\n    `resource_id` is the {label} id."
     return (
         api_task(f"Get PostHog {label} sharing", idempotent=True)(_named(
             get, f"get_{resource}_sharing", resource,
-            "Read the {r}'s sharing configuration (``GET .../sharing/``)." + args +
+            "Read the {r}'s sharing configuration (`GET .../sharing/`)." + args +
             "\n\n    PostHog returns one object; before anything is saved, an unsaved one "
-            "whose\n    ``access_token`` is random on every call.\n")),
+            "whose\n    `access_token` is random on every call.\n")),
         api_task(f"Update PostHog {label} sharing", idempotent=True)(_named(
             update, f"update_{resource}_sharing", resource,
             "Enable or disable sharing of the {r}, change its settings or password "
-            "protection\n    (``PATCH .../sharing/``). Turning sharing on for a {r} whose "
+            "protection\n    (`PATCH .../sharing/`). Turning sharing on for a {r} whose "
             "sharing is off issues a\n    **new link** (every earlier one dies at once); use "
-            "the returned ``access_token``.\n    Disabling, or enabling an enabled share, keeps "
+            "the returned `access_token`.\n    Disabling, or enabling an enabled share, keeps "
             "the link." + args +
-            "\n\n    Raises:\n        FeatureNotAvailableError: ``password_required`` without "
+            "\n\n    Raises:\n        FeatureNotAvailableError: `password_required` without "
             "Advanced Permissions.\n", ", enabled=True")),
         api_task(f"Create PostHog {label} sharing password", idempotent=False, secret=True)(
             _named(create_password, f"create_{resource}_sharing_password", resource,
-                   "Add a share password to the {r} (``POST .../sharing/passwords/``, 201)."
-                   + args + "\n\n    The plaintext comes back once, as a ``SecretStr``; the "
+                   "Add a share password to the {r} (`POST .../sharing/passwords/`, 201)."
+                   + args + "\n\n    The plaintext comes back once, as a `SecretStr`; the "
                    "result is never persisted.\n    Not retried (each call adds a password): a "
-                   "lost response raises\n    ``OutcomeUnknownError``; the password-reset flow "
+                   "lost response raises\n    `OutcomeUnknownError`; the password-reset flow "
                    "reconciles by note.\n", ', note="rotated by prefect"')),
         api_task(f"Delete PostHog {label} sharing password", idempotent=False)(_named(
             delete_password, f"delete_{resource}_sharing_password", resource,
             "Deactivate one share password of the {r} "
-            "(``DELETE .../sharing/passwords/{{id}}/``)." + args +
+            "(`DELETE .../sharing/passwords/{{id}}/`)." + args +
             "\n\n    A repeat after a lost response answers 404; the client treats that "
             "repeat as done.\n", ", password_id=7")),
         api_task(f"Refresh PostHog {label} sharing link", idempotent=False)(_named(
             refresh, f"refresh_{resource}_sharing", resource,
-            "Rotate the {r}'s share link (``POST .../sharing/refresh/``)." + args +
+            "Rotate the {r}'s share link (`POST .../sharing/refresh/`)." + args +
             "\n\n    The old link keeps working for 300 seconds; active passwords are copied "
-            "under\n    new ids. Not retried: a lost response raises ``OutcomeUnknownError``.\n")),
+            "under\n    new ids. Not retried: a lost response raises `OutcomeUnknownError`.\n")),
     )
 
 

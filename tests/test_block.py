@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
@@ -50,9 +52,27 @@ def test_allowed_hosts(host) -> None:
 
 def test_defaults_follow_posthog_cloud() -> None:
     block = PostHogCredentials(personal_api_key="phx_k")
-    assert block.host == "https://us.posthog.com" and block.project_id == "@current"
+    assert block.host == "https://us.posthog.com" and block.project_id is None
     assert block.rate_limit == "480/min,4800/h"
     assert PostHogCredentials(personal_api_key="k", project_id="42").project_id == 42
+    # "@current" from code or an older saved block means "empty": the owner's project.
+    assert PostHogCredentials(personal_api_key="k", project_id="@current").project_id is None
+
+
+def test_block_form_schema_is_what_the_ui_enforces() -> None:
+    """The Prefect UI builds the block form from this schema: project id a plain integer,
+    the host checked by its pattern at save time, an empty rate limit visibly "off"."""
+    import re
+
+    schema = PostHogCredentials.model_json_schema()
+    props = schema["properties"]
+    assert {"type": "integer", "minimum": 1} in props["project_id"]["anyOf"]
+    assert "@current" in props["project_id"]["description"]
+    pattern = re.compile(props["host"]["pattern"])
+    assert pattern.match("https://eu.posthog.com") and pattern.match("http://127.0.0.1:8010")
+    assert not pattern.match("eu.posthog.com") and not pattern.match("https://x.com/?a=1")
+    assert "empty = off" in props["rate_limit"]["title"]
+    assert "``" not in json.dumps(schema)
 
 
 def test_get_client_works_without_prefect_runs(credentials) -> None:

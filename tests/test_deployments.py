@@ -160,15 +160,75 @@ def test_parameter_schemas_render_as_forms(stack) -> None:
     assert schedules["0 6 1 * *"]["active"] and not schedules["0 6 * * 1"]["active"]
     assert schedules["0 6 * * 1"]["parameters"]["selector"]["label_pattern"] == "flags-*"
     assert "KeySelector" in rotation["parameter_openapi_schema"]["definitions"]
-    assert bulk["parameters"]["credentials"] == "posthog"  # a name, never block data
+    assert "06:00 UTC" in rotation["description"]
+
+
+def block_id(stack: LocalStack, type_slug: str, name: str) -> str:
+    return api(stack, "GET", f"/block_types/slug/{type_slug}/block_documents/name/{name}"
+               ).json()["id"]
+
+
+def test_forms_offer_block_pickers_and_defaults_reference_saved_blocks(stack) -> None:
+    creds = {"$ref": {"block_document_id": block_id(stack, "posthog-credentials", "posthog")}}
+    notify = {"$ref": {"block_document_id": block_id(stack, "custom-webhook", "posthog-notify")}}
+    for flow_name in ("posthog-bulk-update-group-properties", "posthog-reset-sharing-passwords",
+                      "posthog-rotate-project-secret-api-keys"):
+        dep = deployment(stack, flow_name)
+        # A reference the UI's picker shows (pinned from prefect.yaml's slug), never data.
+        assert dep["parameters"]["credentials"] == creds, flow_name
+        schema = dep["parameter_openapi_schema"]
+        assert "``" not in json.dumps(schema), flow_name  # descriptions render as Markdown
+        assert "store" not in schema["properties"]  # a callable cannot come from a form
+        if "notification" in schema["properties"]:
+            assert dep["parameters"]["notification"] == notify
+            slugs = {schema["definitions"][ref["$ref"].split("/")[-1]]["block_type_slug"]
+                     for ref in schema["properties"]["notification"]["anyOf"] if "$ref" in ref}
+            assert {"slack-webhook", "custom-webhook", "ms-teams-webhook"} <= slugs
+            assert "notification-block" not in slugs  # abstract: nothing to pick
+    reset = deployment(stack, "posthog-reset-sharing-passwords")
+    assert reset["parameter_openapi_schema"]["properties"]["targets"]["minItems"] == 1
+    assert reset["name"] == "reset-share-passwords" and "targets" not in reset["parameters"]
+
+
+def writes(stack: LocalStack) -> list[dict]:
+    return [r for r in emulator(stack, "requests") if r["method"] not in ("GET", "HEAD")]
+
+
+@pytest.mark.parametrize(("flow_name", "parameters", "named"), [
+    ("posthog-reset-sharing-passwords", {"credentials": "posthg"}, "'posthg'"),
+    ("posthog-reset-sharing-passwords", {"notification": "custom-webhook/notfy"}, "'notfy'"),
+    ("posthog-rotate-project-secret-api-keys",
+     {"notification": "slack-webhook/alerts"}, "'alerts'"),
+    ("posthog-rotate-project-secret-api-keys",
+     {"credentials": "phx_pasted_key_by_mistake"}, "with the given name")])
+def test_missing_block_names_fail_before_any_write(stack, flow_name, parameters,
+                                                   named) -> None:
+    if "reset" in flow_name:
+        parameters = {"targets": [{"resource": "insight", "id": "1"}], **parameters}
+    before = len(writes(stack))
+    run = run_to_end(stack, flow_name, parameters)
+    assert run["state"]["type"] == "FAILED"
+    message = run["state"]["message"]
+    assert named in message and ("saved ones:" in message or "none is saved" in message), message
+    assert "phx_pasted" not in message  # a pasted secret is not echoed back
+    assert len(writes(stack)) == before
+
+
+def test_a_quick_run_of_the_reset_cannot_do_nothing(stack) -> None:
+    dep = deployment(stack, "posthog-reset-sharing-passwords")
+    response = api(stack, "POST", f"/deployments/{dep['id']}/create_flow_run",
+                   json={"parameters": {}})
+    assert response.status_code == 409 and "targets" in response.text
 
 
 def test_run_deployment_from_another_flow(stack) -> None:
     @flow
     def pipeline() -> str:
-        run = run_deployment("posthog-bulk-update-group-properties/on-demand", parameters={
-            "updates": [{"group_type_index": 0, "group_key": "company-00002",
-                         "set": {"from_pipeline": True}}], "dry_run": False}, timeout=120)
+        run = run_deployment(
+            "posthog-bulk-update-group-properties/update-group-properties", parameters={
+                "updates": [{"group_type_index": 0, "group_key": "company-00002",
+                             "set": {"from_pipeline": True}}], "dry_run": False},
+            timeout=120)
         return run.state.type.value
 
     with temporary_settings({PREFECT_API_URL: stack.api_url}):
@@ -231,7 +291,9 @@ def test_rotation_announces_each_key_and_the_trigger_starts_the_follower(stack) 
     finished = wait_for_run(stack, runs[0]["id"], "follower")
     assert finished["state"]["type"] == "COMPLETED", finished["state"]
     assert finished["parameters"] == {"key_id": key["id"], "label": "flags-edge",
-                                      "stored_in": stored_in, "credentials": "posthog"}
+                                      "stored_in": stored_in, "credentials": {"$ref": {
+                                          "block_document_id": block_id(
+                                              stack, "posthog-credentials", "posthog")}}}
     assert value[4:] not in json.dumps(finished)
 
 

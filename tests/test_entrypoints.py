@@ -8,6 +8,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from prefect_posthog.deployments import demo, serve
 
@@ -57,14 +58,31 @@ def test_emulator_cli_generates_a_key_and_rejects_bad_options() -> None:
     assert bad.returncode == 2 and "unknown fault kind" in bad.stderr
 
 
-def test_serve_builds_the_three_deployments_with_block_names() -> None:
+def test_serve_builds_the_three_deployments_with_block_references(credentials,
+                                                                   emulator) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    from prefect_posthog.client import InvalidInputError
+
+    credentials.save("posthog", overwrite=True)
+    CustomWebhookNotificationBlock(name="n", url=f"{emulator.url}/_emulator/webhook",
+                                   allow_private_urls=True).save("posthog-notify",
+                                                                 overwrite=True)
     deployments = {(d.flow_name, d.name): d for d in serve.build()}
     assert set(deployments) == {
         ("posthog-rotate-project-secret-api-keys", "monthly"),
-        ("posthog-bulk-update-group-properties", "on-demand"),
-        ("posthog-reset-sharing-passwords", "on-demand")}
+        ("posthog-bulk-update-group-properties", "update-group-properties"),
+        ("posthog-reset-sharing-passwords", "reset-share-passwords")}
     monthly = deployments[("posthog-rotate-project-secret-api-keys", "monthly")]
-    assert monthly.schedules and monthly.parameters["credentials"] == "posthog"
+    assert monthly.schedules and "06:00 UTC" in monthly.description
+    # Stored as references to the saved documents, never as the blocks' data.
+    as_stored = {name: block.model_dump(context={"serialize_blocks_as_references": True})
+                 for name, block in monthly.parameters.items()
+                 if name in ("credentials", "notification")}
+    assert all(set(ref["$ref"]) == {"block_document_id"} for ref in as_stored.values())
+    with pytest.raises(InvalidInputError) as info:
+        serve.build(credentials="posthg")
+    assert "'posthg'" in str(info.value) and "posthog" in str(info.value).split("saved")[1]
 
 
 def test_demo_main_job_succeeds(capsys) -> None:
