@@ -34,8 +34,11 @@ from prefect_posthog.flows.blocks import load_credentials
 from prefect_posthog.flows.bulk_input import Row, chunks, read_rows, validate_input
 from prefect_posthog.flows.capture_path import (
     AUTO_CAPTURE_MINUTES,
+    NEW_GROUP,
     WritePath,
     api_minutes,
+    describe_set,
+    describe_unset,
     parse_windows,
     run_capture_path,
     same_value,
@@ -43,7 +46,7 @@ from prefect_posthog.flows.capture_path import (
 from prefect_posthog.flows.events import bulk_update_event, project_of
 from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
 from prefect_posthog.flows.preflight import project_or_fail
-from prefect_posthog.flows.reporting import publish_report
+from prefect_posthog.flows.reporting import artifact_key, cell, publish_report
 from prefect_posthog.tasks import get_project, list_group_types
 
 T = TypeVar("T")
@@ -162,9 +165,9 @@ def _apply_one(posthog: PostHogClient, row: Row, current: dict[str, Any] | None,
     state = dict(current or {})
     to_set = {k: v for k, v in u.set.items() if not same_value(state, k, v)}
     to_unset = [k for k in u.unset if k in state]
-    changes = [f"+{k}" for k in to_set] + [f"-{k}" for k in to_unset]
-    if current is None:
-        changes = ["+group", *changes]
+    changes = ([NEW_GROUP] if current is None else []) + [
+        describe_set(current, k, v) for k, v in to_set.items()] + [
+        describe_unset(state, k) for k in to_unset]
     if not changes:
         return ItemOutcome(**base, status="unchanged"), state, 0
     if dry_run:
@@ -183,22 +186,25 @@ def _apply_one(posthog: PostHogClient, row: Row, current: dict[str, Any] | None,
                 to_set = {k: v for k, v in to_set.items()
                           if not same_value(group.group_properties, k, v)}
             state = dict(group.group_properties)
-            done += ["+group"] + [f"+{k}" for k in u.set if k not in to_set]
+            done += [NEW_GROUP] + [describe_set(None, k, v) for k, v in u.set.items()
+                                   if k not in to_set]
         for key, value in to_set.items():
             writes += 1
+            old = state
             state = posthog.update_group_property(u.group_type_index, u.group_key, key,
                                                   value).group_properties
-            done.append(f"+{key}")
+            done.append(describe_set(old, key, value))
         for key in to_unset:
             writes += 1
+            old = state
             state = posthog.delete_group_property(u.group_type_index, u.group_key,
                                                   key).group_properties
-            done.append(f"-{key}")
+            done.append(describe_unset(old, key))
     except Exception as exc:  # one item's failure never stops the others
-        applied = f"applied {', '.join(done)}; " if done else ""
+        applied = f"applied {'; '.join(done)}; " if done else ""
         text = str(exc) if isinstance(exc, PostHogError) else f"{type(exc).__name__}: {exc}"
         return ItemOutcome(**base, status="failed", changes=done,
-                           reason=f"{applied}{text[:500]}"), None, writes
+                           reason=f"{applied}{text}"), None, writes
     return ItemOutcome(**base, status="applied", changes=done), state, writes
 
 
@@ -470,23 +476,34 @@ def bulk_update_group_properties(
     report.items = sorted(problems + others[: max(0, max_report_items - len(problems))],
                           key=lambda o: o.row)
     report.items_truncated = report.items_truncated or len(report.items) < report.total
-    summary = {"rows": report.total, "applied": report.applied, "unchanged": report.unchanged,
-               "skipped": report.skipped, "failed": report.failed, "planned": report.planned,
+    summary = {"dry run": dry_run, "rows": report.total, "applied": report.applied,
+               "unchanged": report.unchanged, "skipped": report.skipped,
+               "failed": report.failed, "planned": report.planned,
                "write path": report.write_path, "read calls": report.reads,
                "write calls": report.writes, "events sent": report.events}
     note = ("Every item is listed." if not report.items_truncated else
             f"Failed and skipped items are listed first, then the others up to "
             f"{max_report_items}; " + (f"every outcome is in {report_path}." if report_path
                                        else "set report_path to keep every outcome."))
-    publish_report("posthog-bulk-update", "PostHog bulk group property update"
-                   + (" (dry run)" if dry_run else ""), summary,
-                   [o.model_dump(mode="json") for o in report.items], note)
-    logger.info("Bulk update: %s", ", ".join(f"{k} {v}" for k, v in summary.items()))
+    if dry_run:
+        note += " Dry run: nothing was written; `changes` shows what a real run would write."
+    publish_report(artifact_key("posthog-bulk-update", dry_run),
+                   "PostHog bulk group property update" + (" (dry run)" if dry_run else ""),
+                   summary, [_report_row(o) for o in report.items], note)
+    logger.info("Bulk update: %s", ", ".join(f"{k} {cell(v)}" for k, v in summary.items()))
     bulk_update_event(project_of(credentials, project_id), report)
     if report.failed:
         raise RuntimeError(f"{report.failed} of {report.total} items failed; see the "
-                           "posthog-bulk-update artifact for each reason")
+                           f"{artifact_key('posthog-bulk-update', dry_run)} artifact for "
+                           "each reason")
     return report
+
+
+def _report_row(outcome: ItemOutcome) -> dict[str, Any]:
+    """One table row: what happened first, the changes as old → new, the reason in full."""
+    return {"row": outcome.row, "group_key": outcome.group_key, "status": outcome.status,
+            "changes": "; ".join(outcome.changes) or None, "reason": outcome.reason,
+            "group_type_index": outcome.group_type_index, "write_path": outcome.write_path}
 
 
 bulk_update_group_properties = _BulkUpdateFlow(

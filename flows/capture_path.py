@@ -49,6 +49,25 @@ def same_value(current: dict[str, Any], key: str, value: Any) -> bool:
         value, sort_keys=True)
 
 
+NEW_GROUP = "(new group)"
+_SHOWN = 40  # characters of a value shown in a report cell
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
+
+
+def describe_set(current: dict[str, Any] | None, key: str, value: Any) -> str:
+    """One change as a report shows it: `plan: "free" → "growth"`."""
+    before = _shown(current[key]) if current and key in current else "(none)"
+    return f"{key}: {before} → {_shown(value)}"
+
+
+def describe_unset(current: dict[str, Any], key: str) -> str:
+    return f"{key}: {_shown(current[key])} → (removed)"
+
+
 def visible(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     """Whether a group read back shows every wanted value."""
     return current is not None and all(same_value(current, k, v) for k, v in wanted.items())
@@ -174,6 +193,7 @@ def run_capture_path(
     counters.reads += calls
     route: dict[GroupId, str] = {}  # skipped, unchanged, api or capture
     send: dict[GroupId, dict[str, Any]] = {}  # what each captured group is sent
+    before: dict[GroupId, dict[str, Any]] = {}  # their values before, for the report
     creates: set[GroupId] = set()
     writes_needed = 0
     for gid, props in wanted.items():
@@ -190,6 +210,7 @@ def run_capture_path(
                 creates.add(gid)
             if differing or current is None:
                 route[gid], send[gid] = "capture", differing
+                before[gid] = {k: current[k] for k in differing if current and k in current}
                 writes_needed += len(differing) + (current is None)
             else:
                 route[gid] = "unchanged"
@@ -219,8 +240,9 @@ def run_capture_path(
     for row in rows():
         gid = (row.update.group_type_index, row.update.group_key)
         path = route[gid]
-        changes = (["+group"] if gid in creates else []) + [
-            f"+{k}" for k in row.update.set if k in send.get(gid, {})]
+        changes = ([NEW_GROUP] if gid in creates else []) + [
+            describe_set(before.get(gid), k, v) for k, v in row.update.set.items()
+            if k in send.get(gid, {})]
         base = {"row": row.row, "group_type_index": gid[0], "group_key": gid[1]}
         if path == "skipped":
             add(ItemOutcome(**base, status="skipped",

@@ -63,8 +63,10 @@ class ItemOutcome(BaseModel):
     group_type_index: int
     group_key: str
     status: ItemStatus
-    changes: list[str] = Field(default_factory=list,
-                               description="Properties written (+name) or removed (-name).")
+    changes: list[str] = Field(
+        default_factory=list,
+        description='Each change as `name: old → new` (values as JSON, cut at 40 characters; '
+                    '`(none)` when absent, `(removed)` for an unset), and `(new group)`.')
     reason: str | None = None
     write_path: str | None = Field(
         None, description="api, capture, or api-after-capture (not visible in time).")

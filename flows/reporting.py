@@ -15,6 +15,20 @@ from prefect_posthog.client.redaction import SECRETS
 MAX_TABLE_ROWS = 5000
 
 
+def cell(value: Any) -> Any:
+    """A value as people read it in a report: yes/no, not Python's True/False."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
+    return SECRETS.redact(value) if isinstance(value, str) else value
+
+
+def artifact_key(key: str, dry_run: bool) -> str:
+    """Dry runs publish under their own key, so a plan never hides the last real report."""
+    return f"{key}-dry-run" if dry_run else key
+
+
 def publish_report(key: str, title: str, summary: dict[str, Any],
                    rows: Sequence[dict[str, Any]], note: str = "") -> None:
     """A markdown summary plus a table of per-item outcomes, both keyed for the Artifacts page.
@@ -22,12 +36,11 @@ def publish_report(key: str, title: str, summary: dict[str, Any],
     Rows never hold a secret field; every text is still redacted against the secrets the
     process has handled, since some cells (reasons, links) echo what a server answered.
     """
-    rows = [{k: SECRETS.redact(v) if isinstance(v, str) else v for k, v in row.items()}
-            for row in rows]
-    lines = [f"# {title}", "", "| | |", "|---|---|"]
-    lines += [f"| {name} | {SECRETS.redact(str(value))} |" for name, value in summary.items()]
+    rows = [{k: cell(v) for k, v in row.items()} for row in rows]
+    lines = [f"# {title}", ""]
+    lines += [f"- **{name}:** {cell(value)}" for name, value in summary.items()]
     if note:
-        lines += ["", note]
+        lines += ["", SECRETS.redact(note)]
     create_markdown_artifact("\n".join(lines), key=f"{key}-summary", description=title)
     table = list(rows[:MAX_TABLE_ROWS])
     if table:

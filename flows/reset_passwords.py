@@ -53,7 +53,8 @@ from prefect_posthog.flows.models import (
     block_name,
 )
 from prefect_posthog.flows.preflight import project_or_fail, settle_time
-from prefect_posthog.flows.reporting import conclude, notify
+from prefect_posthog.flows.report_rows import reset_row, reset_summary
+from prefect_posthog.flows.reporting import artifact_key, conclude, notify
 
 NOTE_PREFIX = "prefect-posthog"
 MAX_CREATES = 3
@@ -376,11 +377,11 @@ def reset_sharing_passwords(
     failed = [t for t in report.targets if t.status == "failed"]
     logger.info("Password reset: %d reset, %d failed", len(done), len(failed))
     conclude(
-        "posthog-password-reset", "PostHog sharing password reset"
-        + (" (dry run)" if dry_run else ""),
-        {"targets": len(targets), "reset": len(done), "failed": len(failed),
-         "notified": report.notified, "notification error": report.notification_error or "-"},
-        [t.model_dump(mode="json", exclude={"note"}) for t in report.targets],
+        artifact_key("posthog-password-reset", dry_run),
+        "PostHog sharing password reset" + (" (dry run)" if dry_run else ""),
+        reset_summary(report.targets, dry_run=dry_run, notified=report.notified,
+                      notification_error=report.notification_error),
+        [reset_row(t) for t in report.targets],
         failed=len(failed), noun="target", notification_error=report.notification_error)
     return report
 

@@ -46,7 +46,8 @@ from prefect_posthog.flows.models import (
     block_name,
 )
 from prefect_posthog.flows.preflight import project_or_fail, settle_time
-from prefect_posthog.flows.reporting import conclude, notify
+from prefect_posthog.flows.report_rows import rotation_row, rotation_summary
+from prefect_posthog.flows.reporting import artifact_key, conclude, notify
 from prefect_posthog.tasks import list_project_secret_api_keys
 
 StoreCallback = Callable[[ProjectSecretAPIKey, SecretStr], str]
@@ -407,10 +408,11 @@ def rotate_project_secret_api_keys(
         report.notified = notification is not None and report.notification_error is None
     failed = [k for k in report.outcomes if k.status == "failed"]
     conclude(
-        "posthog-key-rotation", "PostHog project secret API key rotation"
-        + (" (dry run)" if dry_run else ""),
-        {"selected": len(keys), "rotated": len(rotated), "failed": len(failed),
-         "notified": report.notified, "notification error": report.notification_error or "-"},
-        [k.model_dump(mode="json") for k in report.outcomes],
+        artifact_key("posthog-key-rotation", dry_run),
+        "PostHog project secret API key rotation" + (" (dry run)" if dry_run else ""),
+        rotation_summary(report.outcomes, verify=verify, dry_run=dry_run,
+                         notified=report.notified,
+                         notification_error=report.notification_error),
+        [rotation_row(k, verify=verify, dry_run=dry_run) for k in report.outcomes],
         failed=len(failed), noun="key", notification_error=report.notification_error)
     return report

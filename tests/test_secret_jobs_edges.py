@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 from prefect.blocks.system import Secret
+from prefect.exceptions import ParameterTypeError
 from prefect.settings import (
     PREFECT_API_URL,
     PREFECT_LOCAL_STORAGE_PATH,
@@ -91,7 +92,8 @@ def test_reset_refuses_shared_names_repeats_and_empty_targets(credentials, emula
         reset_sharing_passwords(credentials, two, secret_block_name_template="share-pw")
     with pytest.raises(InvalidInputError, match="twice"):
         reset_sharing_passwords(credentials, [two[0], two[0]])
-    with pytest.raises(InvalidInputError, match="at least one"):
+    # The form's schema says minItems 1; a call from code is refused the same way.
+    with pytest.raises(ParameterTypeError, match="targets"):
         reset_sharing_passwords(credentials, [])
     assert emulator.read_state()["share_passwords"] == {}
 
@@ -203,7 +205,7 @@ def test_failure_before_posthog_holds_the_password_is_rolled_back(credentials,
         reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="2")],
                                 settle_seconds=0)
     [outcome] = _last_artifact_rows("posthog-password-reset")
-    assert outcome["stored_secret"] == ROLLED_BACK and outcome["stored_in"] is None
+    assert outcome["stored_secret"] == ROLLED_BACK and outcome["stored_in"] == "-"
     assert Secret.load("posthog-share-insight-2").get() == "previous-password-2"
     with credentials.get_client() as posthog:
         live = posthog.get_sharing("insight", 2)
