@@ -66,8 +66,10 @@ class PostHogCredentials(CredentialsBlock):
 
     _block_type_name = "PostHog Credentials"
     _block_type_slug = "posthog-credentials"
-    _logo_url = "https://posthog.com/brand/posthog-logomark.png"
-    _documentation_url = "https://github.com/prefect-posthog/prefect-posthog#readme"
+    # Square, served by GitHub from PostHog's own repository.
+    _logo_url = ("https://raw.githubusercontent.com/PostHog/posthog/master/frontend/public/"
+                 "favicon-192x192.png")
+    _documentation_url = "https://github.com/prefect-posthog/prefect-posthog#getting-started"
 
     host: str = Field(
         default=POSTHOG_US,

@@ -57,9 +57,10 @@ def _saved_names(block_type_slug: str) -> list[str]:
     return sorted(d.name for d in documents if d.name and not d.is_anonymous)
 
 
-def _missing(field: str, name: str, block_type_slug: str, how: str) -> InvalidInputError:
+def _missing(field: str, name: str, block_type_slug: str, how: str,
+             echo: bool = True) -> InvalidInputError:
     # Only a string shaped like a block name is echoed: a user may have typed a secret.
-    shown = f"{name!r}" if BLOCK_NAME.fullmatch(name) else "with the given name"
+    shown = f"{name!r}" if echo and BLOCK_NAME.fullmatch(name) else "with the given name"
     saved = _saved_names(block_type_slug)
     listed = f"saved ones: {', '.join(saved[:20])}" if saved else "none is saved yet"
     return InvalidInputError(field, f"no {block_type_slug} block {shown} ({listed}); {how}")
@@ -103,5 +104,6 @@ def load_secret(secret: Secret | str | None, field: str) -> Secret | None:
     try:
         return Secret.load(secret, _sync=True)  # type: ignore[return-value]
     except (ValueError, RuntimeError):
+        # Never echoed: in a field meant for a secret's block, a typed password is likely.
         raise _missing(field, secret, "secret", "pass the name of a Secret block, never "
-                       "the secret itself") from None
+                       "the secret itself", echo=False) from None

@@ -90,3 +90,25 @@ def test_demo_main_job_succeeds(capsys) -> None:
     out = capsys.readouterr().out
     assert "3000 rows: 3000 applied" in out and "old value revoked: True" in out
     assert "insight 1: reset" in out
+
+
+def test_pin_blocks_turns_slug_references_into_ids_or_names_the_missing(credentials) -> None:
+    from prefect.client.orchestration import get_client
+
+    from prefect_posthog.deployments.pin_blocks import pin_block_references
+    from prefect_posthog.flows import bulk_update_group_properties
+
+    slug = {"$ref": {"block_document_slug": "posthog-credentials/pin-test"}}
+    deployment_id = bulk_update_group_properties.to_deployment(
+        "pin-test", parameters={"credentials": slug, "dry_run": True}).apply()
+    with pytest.raises(LookupError, match="posthog-credentials/pin-test"):
+        pin_block_references()
+    block_id = credentials.save("pin-test", overwrite=True)
+    changed = pin_block_references()
+    assert changed["posthog-bulk-update-group-properties/pin-test"]["credentials"] == {
+        "$ref": {"block_document_id": str(block_id)}}
+    with get_client(sync_client=True) as client:
+        stored = client.read_deployment(deployment_id).parameters
+    assert stored == {"credentials": {"$ref": {"block_document_id": str(block_id)}},
+                      "dry_run": True}
+    assert pin_block_references() == {}  # nothing left to pin

@@ -132,6 +132,7 @@ def test_bad_block_input(changes, field) -> None:
 
 
 def _task_cases(c: PostHogCredentials) -> list:
+    one = [SharingTarget(resource="insight", id="1")]
     return [
         (lambda: t.find_group.fn(c, 9, "acme"), "group_type_index"),
         (lambda: t.find_group.fn(c, 0, ""), "group_key"),
@@ -172,8 +173,8 @@ def _task_cases(c: PostHogCredentials) -> list:
         (lambda: bulk_update_group_properties(c, source_path=__file__), "source_path"),
         (lambda: rotate_project_secret_api_keys("no-such-block", KeySelector(all_keys=True)),
          "credentials"),
-        (lambda: reset_sharing_passwords(c, [], notification="not-a-slug"), "notification"),
-        (lambda: reset_sharing_passwords(c, [], new_password="hunter2-typed-inline"),
+        (lambda: reset_sharing_passwords(c, one, notification="not-a-slug"), "notification"),
+        (lambda: reset_sharing_passwords(c, one, new_password="hunter2-typed-inline"),
          "new_password"),
     ]
 
