@@ -165,6 +165,10 @@ class PostHogCredentials(CredentialsBlock):
         parse_rates(value)  # raises ValueError naming the bad part
         return value.strip()
 
+    def project(self, override: int | str | None = None) -> int | str:
+        """The project calls go to: the override, else the block's id, else `@current`."""
+        return override if override is not None else (self.project_id or "@current")
+
     def get_capture_client(self, token: str) -> CaptureClient:
         """A client sending events with the project's capture token (`phc_...`).
 
@@ -197,7 +201,7 @@ class PostHogCredentials(CredentialsBlock):
         return PostHogClient(
             self.host,
             self.personal_api_key,
-            project_id if project_id is not None else (self.project_id or "@current"),
+            self.project(project_id),
             path_style=self.path_style,
             timeout=self.timeout_seconds,
             rate_limits=parse_rates(self.rate_limit),

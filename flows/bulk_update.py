@@ -46,6 +46,7 @@ from prefect_posthog.flows.capture_path import (
 from prefect_posthog.flows.events import bulk_update_event, project_of
 from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
 from prefect_posthog.flows.preflight import project_or_fail
+from prefect_posthog.flows.report_rows import bulk_row
 from prefect_posthog.flows.reporting import artifact_key, cell, publish_report
 from prefect_posthog.tasks import get_project, list_group_types
 
@@ -489,7 +490,7 @@ def bulk_update_group_properties(
         note += " Dry run: nothing was written; `changes` shows what a real run would write."
     publish_report(artifact_key("posthog-bulk-update", dry_run),
                    "PostHog bulk group property update" + (" (dry run)" if dry_run else ""),
-                   summary, [_report_row(o) for o in report.items], note)
+                   summary, [bulk_row(o) for o in report.items], note)
     logger.info("Bulk update: %s", ", ".join(f"{k} {cell(v)}" for k, v in summary.items()))
     bulk_update_event(project_of(credentials, project_id), report)
     if report.failed:
@@ -497,13 +498,6 @@ def bulk_update_group_properties(
                            f"{artifact_key('posthog-bulk-update', dry_run)} artifact for "
                            "each reason")
     return report
-
-
-def _report_row(outcome: ItemOutcome) -> dict[str, Any]:
-    """One table row: what happened first, the changes as old → new, the reason in full."""
-    return {"row": outcome.row, "group_key": outcome.group_key, "status": outcome.status,
-            "changes": "; ".join(outcome.changes) or None, "reason": outcome.reason,
-            "group_type_index": outcome.group_type_index, "write_path": outcome.write_path}
 
 
 bulk_update_group_properties = _BulkUpdateFlow(

@@ -52,7 +52,7 @@ def _emit(event: str, resource: dict[str, Any], payload: dict[str, Any],
 
 def project_of(credentials: PostHogCredentials, project_id: int | str | None) -> str:
     """The project part of a resource id (the override, else the block's project)."""
-    return str(project_id if project_id is not None else credentials.project_id or "@current")
+    return str(credentials.project(project_id))
 
 
 def key_rotation_events(project: str, outcomes: list[KeyRotationOutcome],

@@ -33,8 +33,7 @@ def project_or_fail(credentials: PostHogCredentials, project_id: int | str | Non
     try:
         return first_read()
     except (NotFoundError, UnexpectedResponseError) as exc:
-        project = project_id if project_id is not None else (
-            credentials.project_id or "@current")
+        project = credentials.project(project_id)
         raise InvalidInputError(
             "project_id", f"project {project} was not found at {credentials.host} ({exc}); "
             "check the credentials block's host and project_id. Nothing was changed") from None

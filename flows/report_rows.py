@@ -1,19 +1,30 @@
-"""The rotation and reset reports as people read them: what happened and where the new
-secret went first, what was verified, then details; ids last."""
+"""The three reports' rows as people read them: what happened first (and, for secrets,
+where the new value went and what was verified), then details; ids last."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect_posthog.flows.models import KeyRotationOutcome, PasswordResetOutcome
+from prefect_posthog.flows.models import (
+    ItemOutcome,
+    KeyRotationOutcome,
+    PasswordResetOutcome,
+)
 
-ROTATION_VERIFIED = (
-    "the final check, after any late write could land: the key's live mask and roll time "
-    "match the stored value" + "; with verify on, the stored value authenticates (feature "
-    "flag local evaluation) and the old value is refused")
+ROTATION_CHECKED = ("the final check, after any late write could land: the key's live mask "
+                    "and roll time match the stored value")
+ROTATION_VERIFIED = (ROTATION_CHECKED + "; with verify on, the stored value authenticates "
+                     "(feature flag local evaluation) and the old value is refused")
 RESET_VERIFIED = (
     "the final check, after any late write could land: each share requires a password, "
     "its only active password is the stored one, and the link is the live one")
+
+
+def bulk_row(outcome: ItemOutcome) -> dict[str, Any]:
+    """One table row: what happened first, the changes as old → new, the reason in full."""
+    return {"row": outcome.row, "group_key": outcome.group_key, "status": outcome.status,
+            "changes": "; ".join(outcome.changes) or None, "reason": outcome.reason,
+            "group_type_index": outcome.group_type_index, "write_path": outcome.write_path}
 
 
 def _unchecked(outcome: KeyRotationOutcome, verify: bool, dry_run: bool) -> str:
@@ -58,7 +69,7 @@ def rotation_summary(outcomes: list[KeyRotationOutcome], *, verify: bool, dry_ru
         "dry run": dry_run, "selected": len(outcomes), "rotated": len(rotated),
         "failed": sum(o.status == "failed" for o in outcomes),
         "verified": "nothing (dry run)" if dry_run else ROTATION_VERIFIED if verify else
-        ROTATION_VERIFIED.split(";")[0] + " (verify is off)",
+        ROTATION_CHECKED + " (verify is off)",
         "new values stored in": ", ".join(places) or "-",
         "notified": notified, "notification error": notification_error,
     }

@@ -7,6 +7,9 @@ from typing import Any
 
 from prefect_posthog.emulator.common import Request, not_found, to_int, validation
 
+NO_META = {"name_singular": None, "name_plural": None, "detail_dashboard": None,
+           "default_columns": None}
+
 
 class GroupTypesModel:
     """Endpoint behaviour mixed into `PostHogState`, whose data and ids it uses."""
@@ -14,16 +17,17 @@ class GroupTypesModel:
     data: dict[str, Any]
 
     def _type_meta(self, team: int, index: str) -> dict:
-        # Display metadata lives beside the plain index -> name mapping that ingestion,
-        # HogQL and the project read use, so those stay simple.
+        """The type's display metadata, created on its first write."""
+        # It lives beside the plain index -> name mapping that ingestion, HogQL and the
+        # project read use, so those stay simple.
         return self.data.setdefault("group_type_meta", {}).setdefault(str(team), {}).setdefault(
-            index, {"name_singular": None, "name_plural": None, "detail_dashboard": None,
-                    "default_columns": None})
+            index, dict(NO_META))
 
     def _type_rows(self, team: int) -> list[dict]:
         types = self.data["group_types"].get(str(team), {})
+        meta = self.data.get("group_type_meta", {}).get(str(team), {})
         return [{"group_type": name, "group_type_index": int(index),
-                 **self._type_meta(team, index), "created_at": None}
+                 **meta.get(index, NO_META), "created_at": None}
                 for index, name in sorted(types.items(), key=lambda x: int(x[0]))]
 
     def _existing_type(self, team: int, raw: Any) -> str:
