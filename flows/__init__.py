@@ -12,6 +12,7 @@ from prefect_posthog.flows.models import (
     RotationReport,
     SharingTarget,
 )
+from prefect_posthog.flows.reporting import JobFailedError
 from prefect_posthog.flows.reset_passwords import reset_sharing_passwords
 from prefect_posthog.flows.rotate_keys import rotate_project_secret_api_keys
 
@@ -19,6 +20,7 @@ __all__ = [
     "BulkUpdateReport",
     "GroupPropertyUpdate",
     "ItemOutcome",
+    "JobFailedError",
     "KeyRotationOutcome",
     "KeySelector",
     "PasswordResetOutcome",

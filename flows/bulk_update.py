@@ -47,7 +47,7 @@ from prefect_posthog.flows.events import bulk_update_event, project_of
 from prefect_posthog.flows.models import BulkUpdateReport, GroupPropertyUpdate, ItemOutcome
 from prefect_posthog.flows.preflight import project_or_fail
 from prefect_posthog.flows.report_rows import bulk_row
-from prefect_posthog.flows.reporting import artifact_key, cell, publish_report
+from prefect_posthog.flows.reporting import artifact_key, cell, finish
 from prefect_posthog.tasks import get_project, list_group_types
 
 T = TypeVar("T")
@@ -488,15 +488,12 @@ def bulk_update_group_properties(
                                        else "set report_path to keep every outcome."))
     if dry_run:
         note += " Dry run: nothing was written; `changes` shows what a real run would write."
-    publish_report(artifact_key("posthog-bulk-update", dry_run),
-                   "PostHog bulk group property update" + (" (dry run)" if dry_run else ""),
-                   summary, [bulk_row(o) for o in report.items], note)
     logger.info("Bulk update: %s", ", ".join(f"{k} {cell(v)}" for k, v in summary.items()))
     bulk_update_event(project_of(credentials, project_id), report)
-    if report.failed:
-        raise RuntimeError(f"{report.failed} of {report.total} items failed; see the "
-                           f"{artifact_key('posthog-bulk-update', dry_run)} artifact for "
-                           "each reason")
+    finish(artifact_key("posthog-bulk-update", dry_run),
+           "PostHog bulk group property update" + (" (dry run)" if dry_run else ""),
+           summary, [bulk_row(o) for o in report.items], failed=report.failed, noun="item",
+           note=note, detail=f"{report.failed} of {report.total} items failed")
     return report
 
 

@@ -48,18 +48,50 @@ def publish_report(key: str, title: str, summary: dict[str, Any],
                               + (" (first 5000)" if len(rows) > MAX_TABLE_ROWS else ""))
 
 
-def conclude(key: str, title: str, summary: dict[str, Any], rows: Sequence[dict[str, Any]],
-             *, failed: int, noun: str, notification_error: str | None) -> None:
-    """Publish the run's report, then fail the run if any item or the notification failed.
+class JobFailedError(RuntimeError):
+    """A job ran to its end but some items (or its notification) failed.
 
-    The report is always written first, so a failed run still shows what happened.
+    Raised after the report is published, so a pipeline can catch it, read the artifact and
+    decide. Carries no secret: the message names counts and the artifact only.
+
+    Attributes:
+        artifact_key: The key of the run's report table (its summary is `<key>-summary`).
+        failed: How many items failed.
+        noun: What an item is (`row`, `key`, `target`).
+        notification_error: Why the notification failed, if it did.
     """
-    publish_report(key, title, summary, rows)
-    if failed or notification_error:
-        problems = [f"{failed} {noun}(s) failed"] if failed else []
+
+    def __init__(self, artifact_key: str, failed: int, noun: str,
+                 notification_error: str | None = None, *, detail: str | None = None) -> None:
+        self.artifact_key, self.failed, self.noun = artifact_key, failed, noun
+        self.notification_error, self.detail = notification_error, detail
+        problems = [detail or f"{failed} {noun}(s) failed"] if failed else []
         if notification_error:
             problems.append(f"notification failed: {notification_error}")
-        raise RuntimeError(f"{'; '.join(problems)}; see the {key} artifact")
+        super().__init__(f"{'; '.join(problems)}; see the {artifact_key} artifact")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefect pickles a failed run's exception: rebuild it from its fields.
+        return (_rebuild_job_failed, (self.artifact_key, self.failed, self.noun,
+                                      self.notification_error, self.detail))
+
+
+def _rebuild_job_failed(artifact_key: str, failed: int, noun: str,
+                        notification_error: str | None, detail: str | None) -> JobFailedError:
+    return JobFailedError(artifact_key, failed, noun, notification_error, detail=detail)
+
+
+def finish(key: str, title: str, summary: dict[str, Any], rows: Sequence[dict[str, Any]],
+           *, failed: int, noun: str, note: str = "", notification_error: str | None = None,
+           detail: str | None = None) -> None:
+    """Every job's last step: publish the report, then fail the run if anything failed.
+
+    The report is always written first, so a failed run still shows what happened; the
+    failure is a `JobFailedError` naming the artifact.
+    """
+    publish_report(key, title, summary, rows, note)
+    if failed or notification_error:
+        raise JobFailedError(key, failed, noun, notification_error, detail=detail)
 
 
 def notify(block: NotificationBlock | None, subject: str, body: str) -> str | None:

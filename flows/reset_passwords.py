@@ -54,7 +54,7 @@ from prefect_posthog.flows.models import (
 )
 from prefect_posthog.flows.preflight import project_or_fail, settle_time
 from prefect_posthog.flows.report_rows import reset_row, reset_summary
-from prefect_posthog.flows.reporting import artifact_key, conclude, notify
+from prefect_posthog.flows.reporting import artifact_key, finish, notify
 
 NOTE_PREFIX = "prefect-posthog"
 MAX_CREATES = 3
@@ -376,7 +376,7 @@ def reset_sharing_passwords(
         report.notified = notification is not None and report.notification_error is None
     failed = [t for t in report.targets if t.status == "failed"]
     logger.info("Password reset: %d reset, %d failed", len(done), len(failed))
-    conclude(
+    finish(
         artifact_key("posthog-password-reset", dry_run),
         "PostHog sharing password reset" + (" (dry run)" if dry_run else ""),
         reset_summary(report.targets, dry_run=dry_run, notified=report.notified,

@@ -47,7 +47,7 @@ from prefect_posthog.flows.models import (
 )
 from prefect_posthog.flows.preflight import project_or_fail, settle_time
 from prefect_posthog.flows.report_rows import rotation_row, rotation_summary
-from prefect_posthog.flows.reporting import artifact_key, conclude, notify
+from prefect_posthog.flows.reporting import artifact_key, finish, notify
 from prefect_posthog.tasks import list_project_secret_api_keys
 
 StoreCallback = Callable[[ProjectSecretAPIKey, SecretStr], str]
@@ -407,7 +407,7 @@ def rotate_project_secret_api_keys(
             "\n".join(lines))
         report.notified = notification is not None and report.notification_error is None
     failed = [k for k in report.outcomes if k.status == "failed"]
-    conclude(
+    finish(
         artifact_key("posthog-key-rotation", dry_run),
         "PostHog project secret API key rotation" + (" (dry run)" if dry_run else ""),
         rotation_summary(report.outcomes, verify=verify, dry_run=dry_run,

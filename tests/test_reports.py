@@ -10,6 +10,7 @@ from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 
 from prefect_posthog.flows import (
+    JobFailedError,
     bulk_update_group_properties,
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
@@ -64,9 +65,11 @@ def test_bulk_failure_reason_is_not_cut(credentials, emulator) -> None:
     emulator.set_faults(schedule=[{"operation": "update_group_property", "fault": "500",
                                    "count": 50}])
     once = credentials.model_copy(update={"max_attempts": 1})
-    with pytest.raises(RuntimeError, match="posthog-bulk-update artifact"):
+    with pytest.raises(JobFailedError, match="posthog-bulk-update artifact") as failure:
         bulk_update_group_properties(once, updates=[
             {"group_type_index": 0, "group_key": "acme", "set": {"plan": "x" * 600}}])
+    # A pipeline catching the failure learns where the report is and how much failed.
+    assert (failure.value.artifact_key, failure.value.failed) == ("posthog-bulk-update", 1)
     [row] = latest("posthog-bulk-update")
     assert row["status"] == "failed" and row["changes"] == "-"
     assert "500" in row["reason"] and len(row["reason"]) > 40
