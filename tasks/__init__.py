@@ -13,10 +13,12 @@ from prefect_posthog.tasks.groups import (
     update_group_property,
 )
 from prefect_posthog.tasks.project_secret_api_keys import (
+    check_project_secret_api_key,
     create_project_secret_api_key,
     delete_project_secret_api_key,
     get_project_secret_api_key,
     list_project_secret_api_keys,
+    replace_project_secret_api_key,
     roll_project_secret_api_key,
     update_project_secret_api_key,
 )
@@ -40,6 +42,7 @@ from prefect_posthog.tasks.sharing import (
 )
 
 __all__ = [
+    "check_project_secret_api_key",
     "create_dashboard_sharing_password",
     "create_group",
     "create_insight_sharing_password",
@@ -67,6 +70,7 @@ __all__ = [
     "refresh_dashboard_sharing",
     "refresh_insight_sharing",
     "refresh_session_recording_sharing",
+    "replace_project_secret_api_key",
     "roll_project_secret_api_key",
     "update_dashboard_sharing",
     "update_group_property",

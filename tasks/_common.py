@@ -41,8 +41,11 @@ def api_task(name: str, *, idempotent: bool, secret: bool = False,
 
     Args:
         name: Human readable task name shown in the Prefect UI.
-        idempotent: Whether repeating the call is safe (SPEC §4); only then task-level
-            retries are enabled. Non-idempotent calls are reconciled by their callers.
+        idempotent: Whether repeating the call is safe; only then task-level retries are
+            enabled. PostHog's views decide it: a repeated create, roll, link refresh or
+            password create acts twice (`posthog/api/project_secret_api_key.py`,
+            `posthog/api/sharing.py`), a repeated delete answers 404. Non-idempotent calls
+            are reconciled by their callers.
         secret: The result can carry a secret: never persist it.
         run_name: Task run name template over the task's arguments.
     """

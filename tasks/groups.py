@@ -20,6 +20,9 @@ def list_group_types(
 ) -> list[GroupType]:
     """The project's group types: each index (0-4) with its name (e.g. `company`).
 
+    Calls `GET groups_types/`. Scope `group:read`. A wrong project answers 404
+    (`ProjectNotFoundError`), so this cheap read also proves the project.
+
     Example:
         ```python
         from prefect import flow
@@ -27,9 +30,11 @@ def list_group_types(
         from prefect_posthog.tasks import list_group_types
 
         @flow
-        def group_type_names():
+        def group_type_names() -> dict[int, str]:
             types = list_group_types(PostHogCredentials.load("my-posthog"))
             return {t.group_type_index: t.group_type for t in types}
+
+        print(group_type_names())
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -68,9 +73,11 @@ def list_groups(
         from prefect_posthog.tasks import list_groups
 
         @flow
-        def companies():
+        def companies() -> list[str]:
             credentials = PostHogCredentials.load("my-posthog")
             return [g.group_key for g in list_groups(credentials, group_type_index=0, limit=50)]
+
+        print(companies())
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -98,9 +105,11 @@ def create_group(
         from prefect_posthog.tasks import create_group
 
         @flow
-        def onboard(key: str):
+        def onboard(key: str) -> dict:
             credentials = PostHogCredentials.load("my-posthog")
-            return create_group(credentials, 0, key, {"plan": "trial"})
+            return create_group(credentials, 0, key, {"plan": "trial"}).group_properties
+
+        print(onboard("company-new"))
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -132,6 +141,8 @@ def find_group(
         def plan_of(key: str) -> str:
             group = find_group(PostHogCredentials.load("my-posthog"), 0, key)
             return group.group_properties.get("plan")
+
+        print(plan_of("company-00000"))
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -159,9 +170,11 @@ def get_group_activity(
         from prefect_posthog.tasks import get_group_activity
 
         @flow
-        def audit(key: str):
+        def audit(key: str) -> list[str]:
             page = get_group_activity(PostHogCredentials.load("my-posthog"), 0, key, limit=50)
-            return [entry.activity for entry in page.results]
+            return [f"{entry.created_at:%Y-%m-%d} {entry.activity}" for entry in page.results]
+
+        print(audit("company-00000"))
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -187,8 +200,11 @@ def list_related_groups(
         from prefect_posthog.tasks import list_related_groups
 
         @flow
-        def related(key: str):
-            return list_related_groups(PostHogCredentials.load("my-posthog"), key, 0)
+        def related(key: str) -> list[str]:
+            actors = list_related_groups(PostHogCredentials.load("my-posthog"), key, 0)
+            return [actor.group_key or str(actor.id) for actor in actors]
+
+        print(related("company-00000"))
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -213,8 +229,11 @@ def list_group_property_definitions(
         from prefect_posthog.tasks import list_group_property_definitions
 
         @flow
-        def schema():
-            return list_group_property_definitions(PostHogCredentials.load("my-posthog"))
+        def schema() -> dict[int, list[str]]:
+            definitions = list_group_property_definitions(PostHogCredentials.load("my-posthog"))
+            return {index: [p.name for p in names] for index, names in definitions.items()}
+
+        print(schema())
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -243,8 +262,11 @@ def list_group_property_values(
         from prefect_posthog.tasks import list_group_property_values
 
         @flow
-        def plans():
-            return list_group_property_values(PostHogCredentials.load("my-posthog"), 0, "plan")
+        def plans() -> dict[str, int]:
+            values = list_group_property_values(PostHogCredentials.load("my-posthog"), 0, "plan")
+            return {v.name: v.count for v in values}
+
+        print(plans())
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -275,8 +297,11 @@ def update_group_property(
         from prefect_posthog.tasks import update_group_property
 
         @flow
-        def upgrade(key: str):
-            update_group_property(PostHogCredentials.load("my-posthog"), 0, key, "plan", "pro")
+        def upgrade(key: str) -> dict:
+            credentials = PostHogCredentials.load("my-posthog")
+            return update_group_property(credentials, 0, key, "plan", "pro").group_properties
+
+        print(upgrade("company-00000"))
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -309,8 +334,11 @@ def delete_group_property(
         from prefect_posthog.tasks import delete_group_property
 
         @flow
-        def forget_trial(key: str):
-            delete_group_property(PostHogCredentials.load("my-posthog"), 0, key, "trial_ends")
+        def forget_seats(key: str) -> dict:
+            credentials = PostHogCredentials.load("my-posthog")
+            return delete_group_property(credentials, 0, key, "seats").group_properties
+
+        print(forget_seats("company-00000"))
         ```
     """
     with client_for(credentials, project_id) as posthog:

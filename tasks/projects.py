@@ -17,6 +17,8 @@ from prefect_posthog.tasks._common import api_task, client_for
 def get_project(credentials: PostHogCredentials, project_id: int | str | None = None) -> Project:
     """The project: id, name and its public capture token `api_token` (`phc_...`).
 
+    Calls `GET /api/projects/{id}/`. Scope `project:read`.
+
     Example:
         ```python
         from prefect import flow
@@ -24,8 +26,10 @@ def get_project(credentials: PostHogCredentials, project_id: int | str | None = 
         from prefect_posthog.tasks import get_project
 
         @flow
-        def capture_token():
+        def capture_token() -> str:
             return get_project(PostHogCredentials.load("my-posthog")).api_token
+
+        print(capture_token())
         ```
     """
     with client_for(credentials, project_id) as posthog:
@@ -43,16 +47,24 @@ def query_groups(
 ) -> list[tuple[str, dict[str, Any]]]:
     """Up to 50,000 groups of a type as `(key, properties)` in one HogQL call, by key.
 
+    Calls `POST query/` with a HogQL query over `groups`, ordered by key and starting
+    after `after` (page with the last key you got). Scope `query:read`; spends the
+    key's HogQL budget (120 calls an hour), not the default one.
+
     Example:
         ```python
+        from collections import Counter
+
         from prefect import flow
         from prefect_posthog import PostHogCredentials
         from prefect_posthog.tasks import query_groups
 
         @flow
-        def plans():
+        def companies_per_plan() -> Counter:
             rows = query_groups(PostHogCredentials.load("my-posthog"), 0)
-            return {key: props.get("plan") for key, props in rows}
+            return Counter(props.get("plan") for _key, props in rows)
+
+        print(companies_per_plan())
         ```
     """
     with client_for(credentials, project_id) as posthog:
