@@ -294,6 +294,7 @@ def test_capture_retries_through_the_same_policy() -> None:
     capture.send([group_identify_event("company", "acme", {"plan": "pro"})])
     assert sleeps == [0.5, 1.0, 4.0] and len(seen) == 4  # resending a batch is safe
     assert seen[0].url.path == "/batch/" and seen[0].headers["Content-Encoding"] == "gzip"
+    assert "phc_token" not in repr(capture)
 
 
 def test_capture_refusal_is_final_and_exhaustion_is_a_transport_error() -> None:

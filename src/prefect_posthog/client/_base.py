@@ -37,7 +37,7 @@ logger = logging.getLogger("prefect_posthog.client")
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """One logical request: what to send and how it may be repeated.
 

@@ -38,6 +38,7 @@ class PostHogDeprecationWarning(FutureWarning):
 _CLIENT_DIR = str(Path(__file__).parent)
 _PREFIX = re.compile(r"^(.*?/api/[^/]+/)")
 _LINK = re.compile(r"<([^>]*)>\s*;([^,]*)")
+_MARKERS = (b"deprecation", b"sunset")
 _SHOWN = 200  # characters of a server-given value shown in the notice
 _warned: set[str] = set()
 _lock = threading.Lock()
@@ -56,9 +57,10 @@ def notice_deprecation(path: str, headers: httpx.Headers) -> None:
         path: The request path, without the query string.
         headers: The response headers.
     """
-    deprecation, sunset = headers.get("Deprecation"), headers.get("Sunset")
-    if deprecation is None and sunset is None:
+    # Every answer passes here: one pass over the raw names is the cheapest check.
+    if not any(name.lower() in _MARKERS for name, _ in headers.raw):
         return
+    sunset = headers.get("Sunset")
     match = _PREFIX.match(path)
     prefix = match.group(1) if match else path
     with _lock:
