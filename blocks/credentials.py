@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Callable
 from typing import Literal
 from urllib.parse import urlsplit
@@ -10,9 +11,16 @@ from urllib.parse import urlsplit
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from prefect_posthog.client import InvalidInputError, PostHogClient, RetryPolicy, parse_rates
-from prefect_posthog.client.capture import CaptureClient, capture_host_for
-from prefect_posthog.client.client import check_personal_api_key
+from prefect_posthog.client import (
+    DEFAULT_RATE_LIMIT,
+    CaptureClient,
+    InvalidInputError,
+    PostHogClient,
+    RetryPolicy,
+    capture_host_for,
+    check_personal_api_key,
+    parse_rates,
+)
 
 POSTHOG_US = "https://us.posthog.com"
 POSTHOG_EU = "https://eu.posthog.com"
@@ -95,18 +103,21 @@ class PostHogCredentials(CredentialsBlock):
     )
     path_style: Literal["projects", "environments"] = Field(
         default="projects",
-        description="URL prefix: projects (canonical) or environments (legacy alias).",
+        description=(
+            "URL prefix: projects (canonical, the successor) or environments, which PostHog "
+            "has deprecated (sunset 2026-07-31; the client warns when PostHog says so)."
+        ),
     )
     timeout_seconds: float = Field(
         default=30.0, gt=0, description="Read and write timeout of one request, in seconds."
     )
     rate_limit: str = Field(
-        default="480/min,4800/h",
+        default=DEFAULT_RATE_LIMIT,
         title="Rate limit (empty = off)",
         description=(
             "Client-side budget of this key, as PostHog Cloud enforces it (e.g. "
-            "480/min,4800/h). Empty turns client-side limiting off: only for self-hosted "
-            "servers without rate limits."
+            f"{DEFAULT_RATE_LIMIT}). Empty turns client-side limiting off: only for "
+            "self-hosted servers without rate limits."
         ),
     )
     capture_host: str | None = Field(
@@ -187,6 +198,7 @@ class PostHogCredentials(CredentialsBlock):
         project_id: int | str | None = None,
         *,
         before_request: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> PostHogClient:
         """Return a typed client for these credentials.
 
@@ -194,6 +206,8 @@ class PostHogCredentials(CredentialsBlock):
             project_id: Override the block's project for this client.
             before_request: Called before every request (e.g. a Prefect global
                 concurrency limit's rate_limit).
+            sleep: Sleep function used between retries (tests pass one that does not
+                wait).
 
         Returns:
             A `PostHogClient`; use it as a context manager to close its connections.
@@ -207,4 +221,5 @@ class PostHogCredentials(CredentialsBlock):
             rate_limits=parse_rates(self.rate_limit),
             retry=RetryPolicy(max_attempts=self.max_attempts),
             before_request=before_request,
+            sleep=sleep,
         )

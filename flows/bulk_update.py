@@ -28,8 +28,8 @@ from prefect_posthog.client import (
     PostHogClient,
     PostHogError,
     ProjectNotFoundError,
+    query_value,
 )
-from prefect_posthog.client.client import query_value
 from prefect_posthog.flows.blocks import load_credentials
 from prefect_posthog.flows.bulk_input import Row, chunks, read_rows, validate_input
 from prefect_posthog.flows.capture_path import (

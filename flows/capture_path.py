@@ -22,9 +22,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.client import PostHogError
-from prefect_posthog.client.capture import group_identify_event
-from prefect_posthog.client.ratelimit import RateWindow
+from prefect_posthog.client import (
+    QUERY_MAX_ROWS,
+    PostHogError,
+    RateWindow,
+    group_identify_event,
+)
 from prefect_posthog.flows.models import ItemOutcome
 
 WritePath = Literal["auto", "api", "capture"]
@@ -90,7 +93,7 @@ def read_groups(credentials: PostHogCredentials, group_type_indexes: list[int],
                 for key, props in page:
                     if keys is None or (gti, key) in keys:
                         found[(gti, key)] = props
-                if len(page) < 50_000:
+                if len(page) < QUERY_MAX_ROWS:
                     break
                 after = page[-1][0]
     return found, calls
@@ -145,7 +148,7 @@ def verify_captured(credentials: PostHogCredentials, wanted: dict[GroupId, dict[
                         if (gti, key) in pending and visible(props, pending[(gti, key)]):
                             del pending[(gti, key)]
                             seen.add((gti, key))
-                    if len(page) < 50_000:
+                    if len(page) < QUERY_MAX_ROWS:
                         break
                     after = page[-1][0]
             logger.info("Verification: %d of %d groups show their values", len(seen),

@@ -24,7 +24,7 @@ from typing import Any
 from prefect.events import emit_event
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.client.redaction import SECRETS
+from prefect_posthog.client import SECRETS
 from prefect_posthog.flows.models import (
     BulkUpdateReport,
     KeyRotationOutcome,

@@ -9,8 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from prefect_posthog.client import InvalidInputError
-from prefect_posthog.client.models import SharingResource
+from prefect_posthog.client import InvalidInputError, SharingResource
 
 ItemStatus = Literal["applied", "unchanged", "skipped", "failed", "planned"]
 

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.abstract import NotificationBlock
 from prefect.logging import get_run_logger
 
-from prefect_posthog.client.redaction import SECRETS
+from prefect_posthog.client import SECRETS
 
 # Prefect Cloud rejects request bodies over 5 MiB: keep a table well under it.
 MAX_TABLE_ROWS = 5000

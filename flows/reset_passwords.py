@@ -28,6 +28,7 @@ from pydantic import Field, SecretStr
 
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import (
+    SECRETS,
     FeatureNotAvailableError,
     InvalidInputError,
     NotFoundError,
@@ -38,7 +39,6 @@ from prefect_posthog.client import (
     SharingConfiguration,
     UnexpectedResponseError,
 )
-from prefect_posthog.client.redaction import SECRETS
 from prefect_posthog.flows.blocks import (
     NotificationChoice,
     load_credentials,

@@ -29,6 +29,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import (
+    SECRETS,
     InvalidInputError,
     OutcomeUnknownError,
     PostHogClient,
@@ -36,7 +37,6 @@ from prefect_posthog.client import (
     ProjectSecretAPIKey,
     UnexpectedResponseError,
 )
-from prefect_posthog.client.redaction import SECRETS
 from prefect_posthog.flows.blocks import NotificationChoice, load_credentials, load_notification
 from prefect_posthog.flows.events import key_rotation_events, project_of
 from prefect_posthog.flows.models import (

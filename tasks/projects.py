@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.client import Project
+from prefect_posthog.client import QUERY_MAX_ROWS, Project
 from prefect_posthog.tasks._common import api_task, client_for
 
 
@@ -42,7 +42,7 @@ def query_groups(
     credentials: PostHogCredentials,
     group_type_index: int,
     after: str | None = None,
-    limit: int = 50_000,
+    limit: int = QUERY_MAX_ROWS,
     project_id: int | str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Up to 50,000 groups of a type as `(key, properties)` in one HogQL call, by key.

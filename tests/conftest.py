@@ -55,6 +55,5 @@ def credentials(emulator: Emulator) -> PostHogCredentials:
 
 @pytest.fixture
 def client(credentials: PostHogCredentials):
-    with credentials.get_client() as posthog:
-        posthog._sleep = lambda _s: None  # retries in tests need not wait
+    with credentials.get_client(sleep=lambda _s: None) as posthog:  # retries need not wait
         yield posthog

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -53,7 +54,8 @@ class HostileProxy:
       request's bearer token, its body and every secret value seen so far;
     - ``cut_text``: 502 text body that the server cut 16 characters into a secret;
     - ``drop_field``: forward, then remove ``field`` from the JSON answer (the write happened);
-    - ``echo_ok``: forward, then add every secret seen so far to the JSON answer.
+    - ``echo_ok``: forward, then add every secret seen so far to the JSON answer;
+    - ``add_headers``: forward, then add ``headers(path)`` to the answer's headers.
     """
 
     def __init__(self, target: str) -> None:
@@ -97,12 +99,17 @@ class HostileProxy:
                     if rule and rule["mode"] == "echo_ok" and isinstance(data, dict):
                         data["echo"] = list(proxy.seen)
                     text = json.dumps(data)
-                self._send(upstream.status_code, text)
+                extra = rule["headers"](self.path.split("?")[0]) if rule and rule[
+                    "mode"] == "add_headers" else {}
+                self._send(upstream.status_code, text, headers=extra)
 
-            def _send(self, status: int, text: str, kind: str = "application/json") -> None:
+            def _send(self, status: int, text: str, kind: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
                 payload = text.encode()
                 self.send_response(status)
                 self.send_header("content-type", kind)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -142,8 +149,10 @@ class HostileProxy:
         return None
 
     def add(self, mode: str, path: str, *, method: str | None = None, count: int = 1,
-            field: str | None = None) -> None:
-        rule: dict[str, Any] = {"mode": mode, "path": path, "count": count, "field": field}
+            field: str | None = None,
+            headers: Callable[[str], dict[str, str]] | None = None) -> None:
+        rule: dict[str, Any] = {"mode": mode, "path": path, "count": count, "field": field,
+                                "headers": headers}
         if method:
             rule["method"] = method
         self.rules.append(rule)

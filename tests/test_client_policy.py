@@ -18,7 +18,9 @@ import pytest
 
 from prefect_posthog.client import (
     AuthenticationError,
+    CaptureClient,
     CaptureFailedError,
+    CaptureRejectedError,
     FeatureNotAvailableError,
     InvalidInputError,
     NotFoundError,
@@ -34,6 +36,7 @@ from prefect_posthog.client import (
     RetryPolicy,
     ServerError,
     ValidationError,
+    group_identify_event,
     parse_rates,
     parse_retry_after,
 )
@@ -272,3 +275,34 @@ def test_rate_limiter_pause_holds_everyone() -> None:
     start = time.monotonic()
     limiter.release(limiter.acquire())
     assert time.monotonic() - start >= 0.29
+
+
+def make_capture(responses: list, seen: list | None = None, sleeps: list | None = None,
+                 **kwargs) -> CaptureClient:
+    sleeps = sleeps if sleeps is not None else []
+    return CaptureClient("https://us.i.posthog.com", "phc_token", sleep=sleeps.append,
+                         transport=scripted(responses, seen),
+                         retry=RetryPolicy(jitter=0.0, **kwargs))
+
+
+def test_capture_retries_through_the_same_policy() -> None:
+    sleeps: list[float] = []
+    seen: list[httpx.Request] = []
+    capture = make_capture([httpx.ReadTimeout("t"), httpx.Response(503),
+                            httpx.Response(429, headers={"Retry-After": "4"}),
+                            httpx.Response(200, json={"status": "Ok"})], seen, sleeps)
+    capture.send([group_identify_event("company", "acme", {"plan": "pro"})])
+    assert sleeps == [0.5, 1.0, 4.0] and len(seen) == 4  # resending a batch is safe
+    assert seen[0].url.path == "/batch/" and seen[0].headers["Content-Encoding"] == "gzip"
+    assert "phc_token" not in repr(capture)
+
+
+def test_capture_refusal_is_final_and_exhaustion_is_a_transport_error() -> None:
+    seen: list[httpx.Request] = []
+    with pytest.raises(CaptureRejectedError) as info:
+        make_capture([httpx.Response(400, json={"code": "ingest_key_unknown"})], seen).send([])
+    assert (info.value.status_code, info.value.code, len(seen)) == (400, "ingest_key_unknown", 1)
+    with pytest.raises(PostHogTransportError, match=r"capture: HTTP 503 .* after 3 attempts"):
+        make_capture([httpx.Response(503)] * 3, max_attempts=3).send([])
+    with pytest.raises(PostHogTransportError, match=r"capture: ConnectError .* after 2 attempts"):
+        make_capture([httpx.ConnectError("refused")] * 2, max_attempts=2).send([])

@@ -406,7 +406,7 @@ def _exists(name: str) -> bool:
 def test_redactor_masks_whole_secrets_and_long_fragments_only() -> None:
     import logging
 
-    from prefect_posthog.client.redaction import MASK, SECRETS, RedactingFilter, Redactor
+    from prefect_posthog.client import MASK, SECRETS, RedactingFilter, Redactor
 
     secret = "phs_9fK2mQ7xLp4RtZ8vN1cB6wYhJ3sD0gE5aU"
     redactor = Redactor([secret])

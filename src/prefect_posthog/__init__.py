@@ -7,8 +7,7 @@ Importing the package registers the `PostHogCredentials` block type with Prefect
 from importlib.metadata import PackageNotFoundError, version
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.client import PostHogClient
-from prefect_posthog.client.redaction import install_log_redaction
+from prefect_posthog.client import PostHogClient, install_log_redaction
 
 # Log records of runs that use this package never carry a secret it has handled.
 install_log_redaction()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from prefect_posthog.client.ratelimit import RateWindow, parse_rates
+from prefect_posthog.client import RateWindow, parse_rates
 from prefect_posthog.emulator import query as query_api
 from prefect_posthog.emulator.capture import CAPTURE_PATH, Ingestion, IngestionFaults
 from prefect_posthog.emulator.common import (

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from prefect_posthog.client.ratelimit import RateWindow, parse_rates
+from prefect_posthog.client import RateWindow, parse_rates
 from prefect_posthog.emulator.app import EmulatorApp, Faults
 from prefect_posthog.emulator.common import Config
 from prefect_posthog.emulator.state import PostHogState

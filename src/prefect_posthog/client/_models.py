@@ -1,8 +1,9 @@
 """Typed request and response models for the PostHog slice.
 
-They follow what PostHog's server returns (see SPEC.md), not the published OpenAPI where the
-two disagree: sharing GET returns one object, password creation returns the plaintext once,
-project secret API key values are only present in create and roll responses.
+They follow what PostHog's server returns, not the published OpenAPI where the two disagree:
+sharing GET returns one object (`posthog/api/sharing.py`), password creation returns the
+plaintext once, and project secret API key values are only present in create and roll
+responses (`posthog/api/project_secret_api_key.py`).
 
 Secret values (`ProjectSecretAPIKey.value`, `SharePasswordCreated.password`) are `SecretStr`
 so they print as ``**********`` in logs, reprs and Prefect's parameter serialisation.

@@ -1,10 +1,11 @@
 """Client-side rate limiter that keeps one personal API key under PostHog's budget.
 
 PostHog throttles per personal API key with DRF sliding windows (480/minute and 4800/hour by
-default). A request counts against a window from the moment PostHog sees it. The limiter
-reserves a slot before sending and stamps it with the time the response came back, which is
-never earlier than the moment the server recorded it; so as long as every in-flight and
-recent request is counted, the server's window can never hold more than the limit.
+default: `BurstRateThrottle` and `SustainedRateThrottle` in `posthog/rate_limit.py`). A
+request counts against a window from the moment PostHog sees it. The limiter reserves a slot
+before sending and stamps it with the time the response came back, which is never earlier
+than the moment the server recorded it; so as long as every in-flight and recent request is
+counted, the server's window can never hold more than the limit.
 """
 
 from __future__ import annotations

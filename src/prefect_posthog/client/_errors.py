@@ -203,6 +203,23 @@ class RateLimitedError(PostHogAPIError):
     retry_after: float | None = None
 
 
+class CaptureRejectedError(PostHogError):
+    """Capture refused a batch for good (a 4xx other than 408/429): it was not accepted.
+
+    Attributes:
+        status_code: The HTTP status.
+        code: Capture's error code, e.g. ``ingest_key_unknown`` or ``payload_too_large``.
+    """
+
+    def __init__(self, status_code: int, code: str | None) -> None:
+        self.status_code, self.code = status_code, code
+        super().__init__(f"capture refused the batch: HTTP {status_code}"
+                         + (f" {code}" if code else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CaptureRejectedError, (self.status_code, self.code))
+
+
 class ServerError(PostHogAPIError):
     """5xx (or 408) that outlived the client's retries."""
 
@@ -217,10 +234,10 @@ class CaptureFailedError(ServerError):
 
 # Longest text kept from one field of an error body; longer is cut (after redaction).
 MAX_FIELD = 300
-_SHORT_FIELD = 100
+SHORT_FIELD = 100
 
 
-def _keep(value: Any, redact: Callable[[str | None], str | None], limit: int) -> str | None:
+def keep_field(value: Any, redact: Callable[[str | None], str | None], limit: int) -> str | None:
     """A field of an error body, as text: redacted first (so a secret cut in half by the
     limit is still caught whole), then cut to ``limit`` characters."""
     if value is None:
@@ -260,13 +277,13 @@ def error_from_response(
     if isinstance(body, dict):
         if "error" in body and "type" not in body:
             adhoc = True
-            fields["detail"] = _keep(body["error"], redact, MAX_FIELD)
+            fields["detail"] = keep_field(body["error"], redact, MAX_FIELD)
         else:
             for name in ("type", "code", "detail", "attr"):
-                limit = MAX_FIELD if name == "detail" else _SHORT_FIELD
-                fields[name] = _keep(body.get(name), redact, limit)
+                limit = MAX_FIELD if name == "detail" else SHORT_FIELD
+                fields[name] = keep_field(body.get(name), redact, limit)
     elif isinstance(body, str) and body.strip():
-        fields["detail"] = _keep(body.strip(), redact, MAX_FIELD)
+        fields["detail"] = keep_field(body.strip(), redact, MAX_FIELD)
 
     if fields.get("type") == "capture_http_error" or fields.get("type") == "capture_error":
         return CaptureFailedError(status_code, **fields)
