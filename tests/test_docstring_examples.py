@@ -39,7 +39,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 
 from prefect_posthog import PostHogCredentials
 from prefect_posthog import tasks as posthog_tasks
-from prefect_posthog.client.redaction import SECRETS
+from prefect_posthog.client import SECRETS
 from prefect_posthog.emulator import Emulator
 from prefect_posthog.emulator.seed import demo_spec
 from tests.conftest import ADMIN_KEY
