@@ -64,7 +64,10 @@ def test_wheel_runs_a_flow_from_a_fresh_venv(wheel: Path, tmp_path: Path) -> Non
     subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), str(wheel)],
                    check=True)
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": ""}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": "",
+           # Prefect's temporary server gets 20 s to start by default, which two busy cores
+           # sometimes miss (the suite's own harness allows 120 s for the same reason).
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     env.pop("PREFECT_API_URL", None)
     result = subprocess.run([str(python), "-c", SCRIPT], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=240)
