@@ -8,10 +8,15 @@ pipeline and the request log.
 - ``POST seed`` (see `seed.apply_seed`) → ids and generated secrets
 - ``POST reset`` → an empty project 1, the starting switches and personal keys
 - ``POST faults`` → the HTTP fault plan (`faults.FaultPlan`)
-- ``POST config`` → switches: ``advanced_permissions``, ``public_sharing_allowed``,
-  ``property_definitions_route`` (booleans), ``rate_limit`` ("" = off), ``ingestion_lag``
-- ``GET ingestion`` → stats, ``pending`` and ``lag``; ``POST ingestion`` → the ingestion
-  fault plan, ``flush: true`` applies everything queued now
+- ``POST config`` → switches (`store.Config`): ``advanced_permissions``,
+  ``public_sharing_allowed``, ``property_definitions_route``, ``quota_limited`` (the flags
+  quota is used up: 402), ``legacy_local_evaluation`` (Django's removed
+  feature_flags/local_evaluation still served), ``query_seconds`` (how long each API query
+  runs), ``query_queue_seconds`` (how long a query waits for one of the team's slots),
+  ``query_concurrency`` (slots per team); and ``rate_limit`` ("" = off), ``ingestion_lag``
+- ``GET ingestion`` → stats (``requests``, ``events``, ``applied``, ``dropped``,
+  ``ignored``, ``dropped_reasons``), ``pending`` and ``lag``; ``POST ingestion`` → the
+  ingestion fault plan, ``flush: true`` applies everything queued now
 - ``POST clock {"advance": seconds}`` → ``{"now": t}``
 - ``POST webhook`` / ``GET webhook``: a notification sink for local runs
 """
@@ -22,17 +27,21 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from prefect_posthog.emulator.common import Request
+from prefect_posthog.emulator.common import ApiError, Request, lax_bool
 from prefect_posthog.emulator.faults import INGESTION_FAULT_KINDS, FaultPlan
 from prefect_posthog.emulator.ingestion import Ingestion
 from prefect_posthog.emulator.routing import Route
 from prefect_posthog.emulator.seed import apply_seed
+from prefect_posthog.emulator.store import Config
 from prefect_posthog.emulator.throttle import Throttles
 
 if TYPE_CHECKING:
     from prefect_posthog.emulator.app import EmulatorApp
 
-_SWITCHES = ("advanced_permissions", "public_sharing_allowed", "property_definitions_route")
+# Switches a seeded organization may also set; the admin switch wins over them.
+_ORGANIZATION_SWITCHES = ("advanced_permissions", "public_sharing_allowed",
+                          "property_definitions_route")
+_SETTINGS = {f.name: type(f.default) for f in dataclasses.fields(Config)}
 
 
 def health(app: EmulatorApp, req: Request) -> tuple[int, Any]:
@@ -71,14 +80,28 @@ def set_faults(app: EmulatorApp, req: Request) -> tuple[int, Any]:
     return 200, {"ok": True}
 
 
+def _setting(name: str, value: Any) -> Any:
+    kind = _SETTINGS[name]
+    if kind is bool:
+        value = value if isinstance(value, bool) else lax_bool(value)
+        if value is None:
+            raise ValueError(f"{name} must be true or false")
+        return value
+    return kind(value)
+
+
 def configure(app: EmulatorApp, req: Request) -> tuple[int, Any]:
     body = req.body
-    for name in _SWITCHES:
+    unknown = sorted(set(body) - set(_SETTINGS) - {"rate_limit", "ingestion_lag"})
+    if unknown:
+        raise ApiError(400, {"error": f"unknown config key(s) {unknown}; known: "
+                                      f"{', '.join([*_SETTINGS, 'rate_limit', 'ingestion_lag'])}"})
+    for name in _SETTINGS:
         if name in body:
-            setattr(app.state.config, name, bool(body[name]))
-            # The switch wins over what a seeded organization said.
-            for org in app.state.data["organizations"].values():
-                org.pop(name, None)
+            setattr(app.state.config, name, _setting(name, body[name]))
+            if name in _ORGANIZATION_SWITCHES:
+                for org in app.state.data["organizations"].values():
+                    org.pop(name, None)
     if "rate_limit" in body:
         app.throttles = Throttles(body["rate_limit"] or "")
     if "ingestion_lag" in body:

@@ -22,6 +22,7 @@ from prefect_posthog.emulator import (
     feature_flags,
     group_types,
     groups,
+    leaked_keys,
     project_secret_api_keys,
     projects,
     query,
@@ -43,7 +44,7 @@ from prefect_posthog.emulator.faults import (
     apply_before,
 )
 from prefect_posthog.emulator.ingestion import Ingestion
-from prefect_posthog.emulator.routing import NoRoute, Route, Router
+from prefect_posthog.emulator.routing import NoRoute, Route, Router, deprecation_headers
 from prefect_posthog.emulator.store import PostHogState
 from prefect_posthog.emulator.throttle import Throttles
 
@@ -51,7 +52,8 @@ __all__ = ["FAULT_KINDS", "ROUTES", "EmulatorApp", "Faults"]
 
 ROUTES: list[Route] = [
     *projects.ROUTES, *query.ROUTES, *groups.ROUTES, *group_types.ROUTES, *sharing.ROUTES,
-    *project_secret_api_keys.ROUTES, *feature_flags.ROUTES, *capture.ROUTES, *admin.ROUTES,
+    *project_secret_api_keys.ROUTES, *feature_flags.ROUTES, *leaked_keys.ROUTES,
+    *capture.ROUTES, *admin.ROUTES,
 ]
 
 
@@ -86,6 +88,7 @@ class EmulatorApp:
         self.webhook: list[Any] = []
         self.on_startup: Any = None  # called once the server is about to accept requests
         self.router = Router(ROUTES)
+        self.query_slots = query.QuerySlots()
         self._seq = 0
         self._ingesting: asyncio.Future | None = None
 
@@ -106,14 +109,19 @@ class EmulatorApp:
 
     # -- serving ---------------------------------------------------------------------------
 
-    def _handle(self, route: Route, req: Request) -> tuple:
-        """Authenticate (``api``) and call the handler with its backend; under the lock."""
+    def _admit(self, route: Route, req: Request) -> None:
+        """Authenticate and throttle (``api``), or throttle by address (``public``)."""
         req.now = self.state.now()
         if route.service == "api":
             req.body = parse_body(req.raw, req.headers.get("content-type", ""))
             key = authenticate(self.state, route, req)
             if key is not None:
-                self.throttles.check(route.throttle, key, req.now)
+                self.throttles.check(route.throttle or "default", key, req.now)
+        elif route.service == "public" and route.throttle:
+            self.throttles.check(route.throttle, req.client, req.now)
+
+    def _handle(self, route: Route, req: Request) -> tuple:
+        """Call the handler with its backend (under the lock)."""
         if route.service == "admin":
             return self._admin(route, req)
         return route.handler(self.ingestion if route.service == "capture" else self.state, req)
@@ -129,6 +137,7 @@ class EmulatorApp:
     async def _serve_plain(self, route: Route, req: Request, send: Any) -> None:
         try:
             with self.state.lock:
+                self._admit(route, req)
                 answer = _answer(self._handle(route, req))
         except ApiError as err:
             answer = (err.status, err.body, err.headers)
@@ -140,9 +149,7 @@ class EmulatorApp:
         fault = entry["fault"] = self.faults.pick(route.operation)
         try:
             await apply_before(self.faults, fault)
-            with self.state.lock:
-                self.ingestion.apply_due()  # reads see everything whose lag has passed
-                answer = _answer(apply_after(fault, self._handle(route, req)))
+            answer = _answer(apply_after(fault, await self._run(route, req)))
         except ApiError as err:
             answer = (err.status, err.body, err.headers)
         except DropConnection:
@@ -152,12 +159,32 @@ class EmulatorApp:
             self._log(entry, f"lost:{answer[0]}")
             await drop(send)  # raises: applied, and the answer never arrives
         self._log(entry, answer[0])
-        await send_json(send, *answer)
+        await send_json(send, answer[0], answer[1], {**answer[2], **deprecation_headers(req)}
+                        if route.service == "api" else answer[2])
+
+    async def _run(self, route: Route, req: Request) -> tuple:
+        """Admit and handle under the lock; a query holds one of the team's slots (outside
+        the lock) while it runs for ``query_seconds``."""
+        with self.state.lock:
+            self.ingestion.apply_due()  # reads see everything whose lag has passed
+            self._admit(route, req)
+            if not route.concurrency:
+                return self._handle(route, req)
+        config = self.state.config
+        async with self.query_slots.slot(req.team["id"], config):
+            await asyncio.sleep(config.query_seconds)
+            with self.state.lock:
+                self.ingestion.apply_due()
+                req.now = self.state.now()
+                return self._handle(route, req)
 
     async def _refuse(self, missing: NoRoute, req: Request, send: Any) -> None:
+        headers = dict(missing.error.headers)
         if missing.service != "admin":
             self._log(self._entry(req, None), missing.error.status)
-        await send_json(send, missing.error.status, missing.error.body, missing.error.headers)
+        if missing.params.get("style"):  # an API path that exists for another method
+            headers.update(deprecation_headers(req))
+        await send_json(send, missing.error.status, missing.error.body, headers)
 
     # -- the request log ----------------------------------------------------------------------
 

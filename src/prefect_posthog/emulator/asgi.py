@@ -31,18 +31,27 @@ async def read_request(scope: dict, receive: Any) -> Request:
             break
     headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
     host = headers.get("host", "127.0.0.1")
+    query_string = scope["query_string"].decode()
     return Request(method=scope["method"], path=scope["path"],
                    base_url=f"{scope.get('scheme', 'http')}://{host}",
-                   query=dict(parse_qsl(scope["query_string"].decode(), keep_blank_values=True)),
-                   headers=headers, raw=raw)
+                   query=dict(parse_qsl(query_string, keep_blank_values=True)),
+                   headers=headers, raw=raw, query_string=query_string,
+                   raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+                   client=(scope.get("client") or ("", 0))[0])
 
 
 async def send_json(send: Any, status: int, body: Any, headers: dict | None = None) -> None:
-    payload = b"" if body is None and status in (204, 304) else json.dumps(body).encode()
-    head = [(b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode())]
-    head += [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": head})
+    """Send ``body`` as JSON; ``bytes`` go as they are, ``None`` as no body on 204/304."""
+    if isinstance(body, bytes):
+        payload = body
+    elif body is None and status in (204, 304):
+        payload = b""
+    else:
+        payload = json.dumps(body).encode()
+    head = {"content-type": "application/json", "content-length": str(len(payload))}
+    head.update({k.lower(): str(v) for k, v in (headers or {}).items()})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in head.items()]})
     await send({"type": "http.response.body", "body": payload})
 
 

@@ -5,7 +5,8 @@ permission checks for the slice.
   Bearer`` header, else the body's ``personal_api_key``, else the query string's; a Bearer
   ``pha_`` token is OAuth's and skipped.
 - Project secret API keys (`posthog/auth.py`, ProjectSecretAPIKeyAuthentication) on the
-  routes that take them (``Route.project_secret``).
+  routes that take them (``Route.project_secret``); elsewhere a ``phs_`` Bearer is read as
+  a personal key, and is invalid as one.
 - A share's ``sharing_access_token`` (`posthog/auth.py`, SharingAccessTokenAuthentication)
   on the routes a shared page reads (``sharing_enabled_actions``).
 
@@ -38,7 +39,7 @@ def authenticate(store: PostHogState, route: Route, req: Request) -> str | None:
         ApiError: 401, 403 or 404 with PostHog's body.
     """
     token = _bearer(req)
-    if route.project_secret and token and token.startswith("phs_"):
+    if token and token.startswith("phs_") and _takes_project_secret(store, route):
         req.team = _team(store, req.params["project"], None)
         psak.authenticate_project_secret_key(store, req.team, token, route.scope or "",
                                              req.now)
@@ -59,6 +60,13 @@ def authenticate(store: PostHogState, route: Route, req: Request) -> str | None:
     req.team = _team(store, req.params["project"], user)
     _authorize(store, route, key, user, req.team)
     return value
+
+
+def _takes_project_secret(store: PostHogState, route: Route) -> bool:
+    """``Route.project_secret``: always, never, or while the named switch is on."""
+    if isinstance(route.project_secret, str):
+        return bool(getattr(store.config, route.project_secret))
+    return route.project_secret
 
 
 def _bearer(req: Request) -> str | None:

@@ -2,7 +2,9 @@
 `api.rs`, `payload/analytics.rs`): what they accept and refuse, and how they answer.
 
 Capture answers at once; accepted events go to the ingestion pipeline (`ingestion`). A
-well-formed but unknown token is accepted with 200 and dropped, as PostHog does.
+well-formed but unknown token is accepted with 200 and dropped, as PostHog does. An event
+over the Kafka message limit fails its whole request with 413, yet the events before it in
+the request have already gone on (`sinks/kafka.rs`: "acked-before-failure events").
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from prefect_posthog.emulator.common import Request
-from prefect_posthog.emulator.constants import CAPTURE_BATCH_LIMIT, CAPTURE_EVENT_LIMIT
+from prefect_posthog.emulator.constants import (
+    CAPTURE_BATCH_LIMIT,
+    CAPTURE_EVENT_LIMIT,
+    CAPTURE_MESSAGE_LIMIT,
+)
 from prefect_posthog.emulator.ingestion import Ingestion
 from prefect_posthog.emulator.projects import team_of_token
 from prefect_posthog.emulator.routing import Route
@@ -34,18 +40,38 @@ class CaptureError(Exception):
         return {"status": self.status, "code": self.code, "error": self.error}
 
 
+def _too_big(limit: int) -> CaptureError:
+    return CaptureError(413, "payload_too_large", "maximum event size exceeded: Request body "
+                        f"exceeds limit of {limit} bytes")
+
+
+def _first_oversized(events: list[dict]) -> int | None:
+    """The index of the first event over the message limit, if any."""
+    for index, event in enumerate(events):
+        if len(json.dumps(event, separators=(",", ":")).encode()) > CAPTURE_MESSAGE_LIMIT:
+            return index
+    return None
+
+
 def capture(ingestion: Ingestion, req: Request) -> tuple[int, Any]:
     """One capture request: ``(status, body)`` as PostHog's capture service answers."""
     route = req.params["route"]
     try:
         limit = CAPTURE_BATCH_LIMIT if route == "batch" else CAPTURE_EVENT_LIMIT
         if len(req.raw) > limit:
-            raise CaptureError(413, "payload_too_large", "payload too large")
+            raise _too_big(limit)
         events, token = _parse(_decode(req, limit))
     except CaptureError as err:
         return err.status, err.body()
     team = team_of_token(ingestion.state, token)
-    ingestion.accept(int(team["id"]) if team else None, events, route)
+    oversized = _first_oversized(events)
+    ingestion.accept(int(team["id"]) if team else None, events[:oversized], route)
+    if oversized is not None:
+        ingestion.count("message_size_too_large")
+        ingestion.count("after_message_size_too_large", len(events) - oversized - 1)
+        error = CaptureError(413, "payload_too_large", "maximum event size exceeded: Event "
+                             "rejected by kafka during send")
+        return error.status, error.body()
     if req.query.get("beacon") == "1":
         return 204, None
     return 200, {"status": "Ok"}
@@ -60,7 +86,7 @@ def _decode(req: Request, limit: int) -> bytes:
         except (OSError, EOFError):
             raise CaptureError(400, "request_decoding_error", "invalid gzip body") from None
         if len(raw) > limit:
-            raise CaptureError(413, "payload_too_large", "payload too large")
+            raise _too_big(limit)
     if "application/x-www-form-urlencoded" in req.headers.get("content-type", ""):
         form = dict(parse_qsl(raw.decode("utf-8", "replace")))
         try:

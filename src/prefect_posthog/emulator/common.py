@@ -18,9 +18,9 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 class Request:
     """One request as a handler sees it.
 
-    The transport fills ``method`` to ``raw``; the router fills ``params`` (the path's named
-    parts); authentication fills ``team`` and ``user`` (``{}`` when the caller is no user,
-    e.g. a project secret key or a share's token).
+    The transport fills ``method`` to ``client``; the router fills ``params`` (the path's
+    named parts); authentication fills ``team`` and ``user`` (``{}`` when the caller is no
+    user, e.g. a project secret key or a share's token).
     """
 
     method: str
@@ -29,6 +29,9 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     raw: bytes = b""
+    query_string: str = ""
+    raw_path: str = ""  # as sent, still percent-encoded
+    client: str = ""
     params: dict[str, str] = field(default_factory=dict)
     body: Any = None
     team: dict = field(default_factory=dict)

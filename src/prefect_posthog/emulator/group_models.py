@@ -1,67 +1,83 @@
-"""Groups as the store holds them, and the reads every area needs (lookups, orders)."""
+"""Groups as handlers see them: lookups, creation, PostHog's serializer and the list cursor."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prefect_posthog.emulator.common import iso
-from prefect_posthog.emulator.store import PostHogState
+from prefect_posthog.emulator.group_index import Group
+
+if TYPE_CHECKING:
+    from prefect_posthog.emulator.store import PostHogState
+
+__all__ = ["Group", "by_key", "decode_cursor", "encode_cursor", "get_group", "group_out",
+           "new_group", "new_groups", "newest_before", "team_groups", "type_groups"]
 
 
-def group_id(team: int, gti: int, key: str) -> str:
-    """The group's key in ``data["groups"]`` (and in the saved state)."""
-    return json.dumps([team, gti, key])
-
-
-def group_out(group: dict) -> dict:
+def group_out(group: Group) -> dict:
     """PostHog's GroupSerializer."""
-    return {"group_type_index": group["group_type_index"], "group_key": group["group_key"],
-            "group_properties": dict(group["group_properties"]),
-            "created_at": iso(group["created_at"])}
+    return {"group_type_index": group.type_index, "group_key": group.key,
+            "group_properties": group.props(), "created_at": iso(group.created_at)}
 
 
-def get_group(store: PostHogState, team: int, gti: int, key: str) -> dict | None:
-    return store.data["groups"].get(group_id(team, gti, key))
+def get_group(store: PostHogState, team: int, gti: int, key: str) -> Group | None:
+    return store.groups.get(team, gti, key)
+
+
+def _ensure_type(store: PostHogState, team: int, gti: int) -> None:
+    """A group of a type with no name gives the type a placeholder name."""
+    store.data["group_types"].setdefault(str(team), {}).setdefault(str(gti), f"type_{gti}")
 
 
 def new_group(store: PostHogState, team: int, gti: int, key: str, props: dict,
-              now: float) -> dict:
-    """Create a group (its type gets a placeholder name when it has none)."""
-    store.data["group_types"].setdefault(str(team), {}).setdefault(str(gti), f"type_{gti}")
-    group = {"team": team, "group_type_index": gti, "group_key": key,
-             "group_properties": dict(props), "created_at": now,
-             "created_at_us": int(now * 1_000_000), "pk": store.next_id("group")}
-    store.data["groups"][group_id(team, gti, key)] = group
-    store.indexes.pop(("groups", team, gti), None)
+              now: float) -> Group:
+    _ensure_type(store, team, gti)
+    group = Group(team, gti, key, json.dumps(props), int(now * 1_000_000),
+                  store.next_id("group"))
+    store.groups.table(team, gti).add(group)
     return group
 
 
-def type_groups(store: PostHogState, team: int, gti: int) -> list[dict]:
+def new_groups(store: PostHogState, team: int, gti: int, keys: Iterator[str],
+               properties: str, created_us: Iterator[int]) -> int:
+    """Create many groups that share one properties text; return how many were new."""
+    _ensure_type(store, team, gti)
+    table = store.groups.table(team, gti)
+    pk = store.data["next_ids"]["group"]
+    created = 0
+    for key, when in zip(keys, created_us, strict=False):
+        if key not in table.rows:
+            table.add(Group(team, gti, key, properties, when, pk + created))
+            created += 1
+    store.data["next_ids"]["group"] = pk + created
+    return created
+
+
+def type_groups(store: PostHogState, team: int, gti: int) -> Iterator[Group]:
     """Groups of one type, in no particular order."""
-    return [g for g in store.data["groups"].values()
-            if g["team"] == team and g["group_type_index"] == gti]
+    table = store.groups.tables.get((team, gti))
+    return iter(table.rows.values()) if table is not None else iter(())
 
 
-def team_groups(store: PostHogState, team: int) -> Iterable[dict]:
-    return (g for g in store.data["groups"].values() if g["team"] == team)
+def team_groups(store: PostHogState, team: int) -> Iterator[Group]:
+    return store.groups.of_team(team)
 
 
-def by_created(store: PostHogState, team: int, gti: int) -> list[dict]:
-    """Groups of one type in ascending (created_at, key) order, cached until a create."""
-    index = store.indexes.get(("groups", team, gti))
-    if index is None:
-        index = sorted(type_groups(store, team, gti),
-                       key=lambda g: (g["created_at_us"], g["group_key"]))
-        store.indexes[("groups", team, gti)] = index
-    return index
+def newest_before(store: PostHogState, team: int, gti: int,
+                  position: tuple[int, str] | None) -> Iterator[Group]:
+    """Groups of one type before ``(created_us, key)`` (all when ``None``), newest first."""
+    table = store.groups.tables.get((team, gti))
+    return table.newest_before(position) if table is not None else iter(())
 
 
-def by_key(store: PostHogState, team: int, gti: int) -> list[dict]:
-    """Groups of one type ordered by key (HogQL's ``order by key``)."""
-    return sorted(type_groups(store, team, gti), key=lambda g: g["group_key"])
+def by_key(store: PostHogState, team: int, gti: int, after: str | None = None
+           ) -> Iterator[Group]:
+    """Groups of one type with a key after ``after``, ordered by key."""
+    table = store.groups.tables.get((team, gti))
+    return table.after(after) if table is not None else iter(())
 
 
 def encode_cursor(created_us: int, key: str) -> str:

@@ -1,10 +1,10 @@
 """Groups (`ee/clickhouse/views/groups.py`, GroupsViewSet): list with the keyset cursor,
 create, find, property updates and deletes, activity, related actors, property definitions
-and values; the routes beside the handlers. How the store keeps groups is `group_models`."""
+and values; the routes beside the handlers. How the store keeps groups is `group_index`,
+the lookups every area uses `group_models`."""
 
 from __future__ import annotations
 
-import bisect
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -17,12 +17,13 @@ from prefect_posthog.emulator.constants import (
     PROPERTY_VALUES_MAX,
 )
 from prefect_posthog.emulator.group_models import (
-    by_created,
+    Group,
     decode_cursor,
     encode_cursor,
     get_group,
     group_out,
     new_group,
+    newest_before,
     team_groups,
     type_groups,
 )
@@ -41,7 +42,7 @@ def _required_query_int(req: Request, name: str) -> int:
     return value
 
 
-def _lookup_group(store: PostHogState, req: Request) -> dict:
+def _lookup_group(store: PostHogState, req: Request) -> Group:
     gti = _required_query_int(req, "group_type_index")
     key = req.query.get("group_key")
     if not key:
@@ -67,24 +68,29 @@ def list_groups(store: PostHogState, req: Request) -> tuple[int, Any]:
     gti = to_int(raw)
     if gti is None:
         raise validation("group_type_index", "A valid integer is required.")
-    rows = by_created(store, req.team["id"], gti)  # ascending (created_at, key)
-    if key_filter := req.query.get("group_key"):
-        rows = [g for g in rows if key_filter.lower() in g["group_key"].lower()]
-    if search := req.query.get("search"):
-        needle = search.lower()
-        rows = [g for g in rows if needle in json.dumps(g["group_properties"]).lower()
-                or needle == g["group_key"].lower()]
-    end = len(rows)
-    if cursor := decode_cursor(req.query.get("cursor")):
-        end = bisect.bisect_left(rows, (cursor["c"], cursor["k"]),
-                                 key=lambda g: (g["created_at_us"], g["group_key"]))
-    # Newest first: the page is the rows just before the cursor position.
-    page = rows[max(0, end - GROUPS_PAGE_SIZE):end][::-1]
+    needle_key = (req.query.get("group_key") or "").lower()
+    needle = (req.query.get("search") or "").lower()
+
+    def wanted(group: Group) -> bool:
+        if needle_key and needle_key not in group.key.lower():
+            return False
+        return not needle or needle in group.properties.lower() or needle == group.key.lower()
+
+    cursor = decode_cursor(req.query.get("cursor"))
+    rows: list[Group] = []
+    # Newest first: the page is the rows just before the cursor position, and one more
+    # row says whether there is a next page.
+    for group in newest_before(store, req.team["id"], gti,
+                               (cursor["c"], cursor["k"]) if cursor else None):
+        if wanted(group):
+            rows.append(group)
+            if len(rows) > GROUPS_PAGE_SIZE:
+                break
+    page = rows[:GROUPS_PAGE_SIZE]
     next_url = None
-    if end > GROUPS_PAGE_SIZE:
+    if len(rows) > GROUPS_PAGE_SIZE:
         last = page[-1]
-        params = {"group_type_index": gti,
-                  "cursor": encode_cursor(last["created_at_us"], last["group_key"])}
+        params = {"group_type_index": gti, "cursor": encode_cursor(last.created_us, last.key)}
         for name in ("search", "group_key"):
             if req.query.get(name):
                 params[name] = req.query[name]
@@ -132,7 +138,7 @@ def create_group(store: PostHogState, req: Request) -> tuple[int, Any]:
         raise validation("detail", "A group with this key already exists")
     group = new_group(store, team, gti, key, props, req.now)
     for name in props:
-        store.log_activity(team, "Group", str(group["pk"]), "create_group", req.user,
+        store.log_activity(team, "Group", str(group.pk), "create_group", req.user,
                            {"name": name, "changes": [{"type": "Group", "action": "created",
                                                        "field": name, "before": None,
                                                        "after": props[name]}]})
@@ -143,9 +149,9 @@ def find_group(store: PostHogState, req: Request) -> tuple[int, Any]:
     return 200, {**group_out(_lookup_group(store, req)), "notebook": None}
 
 
-def _log_property_change(store: PostHogState, req: Request, group: dict, activity: str,
+def _log_property_change(store: PostHogState, req: Request, group: Group, activity: str,
                          name: str, action: str, before: Any, after: Any) -> None:
-    store.log_activity(group["team"], "Group", str(group["pk"]), activity, req.user,
+    store.log_activity(group.team, "Group", str(group.pk), activity, req.user,
                        {"name": name, "changes": [{"type": "Group", "action": action,
                                                    "field": name, "before": before,
                                                    "after": after}]})
@@ -159,10 +165,12 @@ def update_group_property(store: PostHogState, req: Request) -> tuple[int, Any]:
         raise validation("key", "This field is required.")
     if "value" not in body or body["value"] is None:
         raise validation("value", "This field is required.")
-    _require_type_mapping(store, group["team"], group["group_type_index"])
-    existed = key in group["group_properties"]
-    before = group["group_properties"].get(key)
-    group["group_properties"][key] = body["value"]
+    _require_type_mapping(store, group.team, group.type_index)
+    props = group.props()
+    existed = key in props
+    before = props.get(key)
+    props[key] = body["value"]
+    group.set_props(props)
     _log_property_change(store, req, group, "update_property" if existed else "create_property",
                          key, "changed" if existed else "created", before, body["value"])
     return 200, group_out(group)
@@ -174,10 +182,12 @@ def delete_group_property(store: PostHogState, req: Request) -> tuple[int, Any]:
     if not isinstance(name, str):
         raise validation("$unset", "This field is required and must be a string (the "
                          "property name to delete).")
-    _require_type_mapping(store, group["team"], group["group_type_index"])
-    if name not in group["group_properties"]:
+    _require_type_mapping(store, group.team, group.type_index)
+    props = group.props()
+    if name not in props:
         raise validation("$unset", f"Property '{name}' does not exist on this group.")
-    before = group["group_properties"].pop(name)
+    before = props.pop(name)
+    group.set_props(props)
     _log_property_change(store, req, group, "update_property", name, "deleted", before, None)
     return 200, group_out(group)
 
@@ -190,13 +200,13 @@ def get_group_activity(store: PostHogState, req: Request) -> tuple[int, Any]:
         raise validation("limit", "A valid integer is required.")
     if page is None or page < 1:
         raise validation("page", "A valid integer is required.")
-    entries = store.data["activity"].get(f"{group['team']}:Group:{group['pk']}", [])
+    entries = store.data["activity"].get(f"{group.team}:Group:{group.pk}", [])
     ordered = sorted(entries, key=lambda e: e["_seq"], reverse=True)
     chunk = ordered[(page - 1) * limit: page * limit]
 
     def link(p: int) -> str:
-        params = {"group_type_index": group["group_type_index"],
-                  "group_key": group["group_key"], "page": p, "limit": limit}
+        params = {"group_type_index": group.type_index, "group_key": group.key, "page": p,
+                  "limit": limit}
         return f"{req.base_url}{req.path}?{urlencode(params)}"
 
     return 200, {
@@ -216,12 +226,10 @@ def _person_actor(person: dict) -> dict:
             "value_at_data_point": None}
 
 
-def _group_actor(group: dict) -> dict:
-    return {"type": "group", "id": group["group_key"], "group_key": group["group_key"],
-            "group_type_index": group["group_type_index"],
-            "created_at": iso(group["created_at"]),
-            "properties": dict(group["group_properties"]), "matched_recordings": [],
-            "value_at_data_point": None}
+def _group_actor(group: Group) -> dict:
+    return {"type": "group", "id": group.key, "group_key": group.key,
+            "group_type_index": group.type_index, "created_at": iso(group.created_at),
+            "properties": group.props(), "matched_recordings": [], "value_at_data_point": None}
 
 
 def list_related_groups(store: PostHogState, req: Request) -> tuple[int, Any]:
@@ -258,8 +266,8 @@ def list_group_property_definitions(store: PostHogState, req: Request) -> tuple[
         raise not_found()
     counts: dict[int, dict[str, int]] = {}
     for group in team_groups(store, req.team["id"]):
-        bucket = counts.setdefault(group["group_type_index"], {})
-        for name in group["group_properties"]:
+        bucket = counts.setdefault(group.type_index, {})
+        for name in group.props():
             bucket[name] = bucket.get(name, 0) + 1
     return 200, {str(gti): [{"name": n, "count": c} for n, c in
                             sorted(b.items(), key=lambda x: (-x[1], x[0]))]
@@ -274,9 +282,10 @@ def list_group_property_values(store: PostHogState, req: Request) -> tuple[int, 
     needle = (req.query.get("value") or "").lower()
     counts: dict[str, int] = {}
     for group in type_groups(store, req.team["id"], gti):
-        if key not in group["group_properties"]:
+        props = group.props()
+        if key not in props:
             continue
-        value = group["group_properties"][key]
+        value = props[key]
         text = value if isinstance(value, str) else json.dumps(value)
         if needle and needle not in text.lower():
             continue

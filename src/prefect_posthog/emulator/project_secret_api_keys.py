@@ -20,7 +20,11 @@ from prefect_posthog.emulator.common import (
     unauthenticated,
     validation,
 )
-from prefect_posthog.emulator.constants import PSAK_LABEL_MAX, PSAK_MAX_PER_TEAM
+from prefect_posthog.emulator.constants import (
+    LAST_USED_DEBOUNCE_SECONDS,
+    PSAK_LABEL_MAX,
+    PSAK_MAX_PER_TEAM,
+)
 from prefect_posthog.emulator.routing import api
 from prefect_posthog.emulator.store import PostHogState
 
@@ -57,14 +61,22 @@ def _require_admin(store: PostHogState, req: Request) -> None:
         raise forbidden("You don't have sufficient permissions in the project.")
 
 
-def _validate_label(body: dict, *, required: bool) -> str | None:
-    if "label" not in body:
+def _given(body: dict, name: str, *, required: bool) -> Any:
+    """The field's value, ``None`` when it is absent and optional (DRF's ``required`` and
+    ``null`` errors otherwise)."""
+    if name not in body:
         if required:
-            raise validation("label", "This field is required.", "required")
+            raise validation(name, "This field is required.", "required")
         return None
-    label = body["label"]
+    if body[name] is None:
+        raise validation(name, "This field may not be null.", "null")
+    return body[name]
+
+
+def _validate_label(body: dict, *, required: bool) -> str | None:
+    label = _given(body, "label", required=required)
     if label is None:
-        raise validation("label", "This field may not be null.", "null")
+        return None
     if isinstance(label, bool) or not isinstance(label, (str, int, float)):
         raise validation("label", "Not a valid string.")
     label = str(label)  # a DRF CharField stores a number as its text
@@ -96,13 +108,9 @@ def _validate_scope(scope: Any) -> None:
 
 
 def _validate_scopes(body: dict, *, required: bool) -> list[str] | None:
-    if "scopes" not in body:
-        if required:
-            raise validation("scopes", "This field is required.", "required")
-        return None
-    scopes = body["scopes"]
+    scopes = _given(body, "scopes", required=required)
     if scopes is None:
-        raise validation("scopes", "This field may not be null.", "null")
+        return None
     if not isinstance(scopes, list):
         raise validation("scopes", f'Expected a list of items but got type '
                          f'"{type(scopes).__name__}".', "not_a_list")
@@ -261,9 +269,15 @@ def authenticate_project_secret_key(store: PostHogState, team: dict, value: str,
         raise unauthenticated("Project secret API key is invalid.")
     if scope not in key["scopes"]:
         raise forbidden(f"API key missing required scope '{scope}'")
-    if key["last_used_at"] is None or now - key["last_used_at"] > 3600:
-        key["last_used_at"] = now
+    stamp_last_used(key, now)
     return key
+
+
+def stamp_last_used(key: dict, now: float) -> None:
+    """`posthog/auth.py` and the flags service's `api_key_usage.rs` alike: stamp the use
+    only when there is none yet or the last one is more than an hour old."""
+    if key["last_used_at"] is None or now - key["last_used_at"] > LAST_USED_DEBOUNCE_SECONDS:
+        key["last_used_at"] = now
 
 
 _KEY = r"project_secret_api_keys/(?P<key_id>[^/.]+)"

@@ -19,9 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from typing import Any
 
-from prefect_posthog.emulator.common import ApiError, not_found, std_error
+from prefect_posthog.emulator.common import ApiError, Request, not_found, std_error
+from prefect_posthog.emulator.constants import API_ENVIRONMENTS_SUNSET_DATE
 
 Handler = Callable[[Any, Any], tuple]
 API_PREFIX = r"/api/(?P<style>projects|environments)/(?P<project>[^/]+)/"
@@ -39,8 +42,11 @@ class Route:
         service: ``api``, ``public``, ``capture`` or ``admin``.
         scope: The personal API key scope an ``api`` route needs.
         sharing: Whether a share's ``sharing_access_token`` may read it instead of a key.
-        project_secret: Whether a project secret API key (``phs_``) may call it.
-        throttle: The throttle family (``default`` or ``hogql``).
+        project_secret: Whether a project secret API key (``phs_``) may call it: a bool, or
+            the name of the `Config` switch that says so.
+        throttle: The throttle family (``default``, ``hogql``, ``leaked_key``), for a
+            ``public`` route keyed by the client's address; ``None`` for none.
+        concurrency: Whether it runs in one of the team's API query slots.
         logged: Whether it appears in ``/_emulator/requests`` and can be faulted.
     """
 
@@ -50,8 +56,9 @@ class Route:
     service: str = "api"
     scope: str | None = None
     sharing: bool = False
-    project_secret: bool = False
-    throttle: str = "default"
+    project_secret: bool | str = False
+    throttle: str | None = None
+    concurrency: bool = False
     logged: bool = True
 
     @property
@@ -60,15 +67,18 @@ class Route:
 
 
 def api(method: str, path: str, handler: Handler, scope: str, **options: Any) -> Route:
-    return Route(method, path, handler, "api", scope, **options)
+    """An ``api`` route, throttled by the ``default`` family unless it says otherwise."""
+    return Route(method, path, handler, "api", scope, **{"throttle": "default", **options})
 
 
 class NoRoute(Exception):
-    """No route matched: the error to answer (``admin`` says so in its own body)."""
+    """No route matched: the error to answer (``admin`` says so in its own body) and the
+    named parts of a path that exists for another method."""
 
-    def __init__(self, error: ApiError, service: str) -> None:
+    def __init__(self, error: ApiError, service: str,
+                 params: dict[str, str] | None = None) -> None:
         super().__init__(error.status)
-        self.error, self.service = error, service
+        self.error, self.service, self.params = error, service, params or {}
 
 
 class Router:
@@ -85,20 +95,39 @@ class Router:
             NoRoute: 405 when an ``api`` or ``public`` route has the path but not the method,
                 else 404.
         """
-        allowed = []
+        elsewhere: dict[str, str] | None = None  # the path exists for another method
         for route, pattern in self.routes:
             found = pattern.fullmatch(path)
             if found is None:
                 continue
             if route.method in (method, "*"):
                 return route, found.groupdict()
-            if route.service in ("api", "public"):
-                allowed.append(route.method)
-        if allowed:
+            if route.service in ("api", "public") and elsewhere is None:
+                elsewhere = found.groupdict()
+        if elsewhere is not None:
             raise NoRoute(std_error(405, "invalid_request", "method_not_allowed",
-                                    f'Method "{method}" not allowed.'), "api")
+                                    f'Method "{method}" not allowed.'), "api", elsewhere)
         if path.startswith("/_emulator/"):
             action = path[len("/_emulator/"):].strip("/")
             raise NoRoute(ApiError(404, {"error": f"unknown admin action {method} "
                                                   f"/_emulator/{action}"}), "admin")
         raise NoRoute(not_found(), "api")
+
+
+def deprecation_headers(req: Request) -> dict[str, str]:
+    """`posthog/middleware.py` EnvironmentsRewriteMiddleware serves an /api/environments/
+    path that has an /api/projects/ counterpart through it, and says so on every answer,
+    errors included: ``Deprecation``, the successor ``Link`` (query string kept) and
+    ``Sunset`` (settings API_ENVIRONMENTS_SUNSET_DATE as an HTTP date)."""
+    prefix = "/api/environments/"
+    if not req.path.startswith(prefix) or not req.raw_path.startswith(prefix):
+        return {}
+    # The path as sent, so a decoded control character never reaches a header.
+    successor = "/api/projects/" + req.raw_path[len(prefix):]
+    if req.query_string:
+        successor += "?" + req.query_string
+    headers = {"Deprecation": "true", "Link": f'<{successor}>; rel="successor-version"'}
+    if API_ENVIRONMENTS_SUNSET_DATE:
+        day = datetime.fromisoformat(API_ENVIRONMENTS_SUNSET_DATE).replace(tzinfo=timezone.utc)
+        headers["Sunset"] = format_datetime(day, usegmt=True)
+    return headers

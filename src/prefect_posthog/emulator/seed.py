@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from prefect_posthog.emulator.common import ApiError, hash_password
-from prefect_posthog.emulator.group_models import new_group
+from prefect_posthog.emulator.group_models import new_group, new_groups
 from prefect_posthog.emulator.project_secret_api_keys import new_key
 from prefect_posthog.emulator.sharing import active_config, new_config
 from prefect_posthog.emulator.store import PostHogState
@@ -92,6 +93,23 @@ def _groups(state: PostHogState, items: list, now: float, out: Out) -> None:
                   str(group["group_key"]), dict(group.get("group_properties") or {}), created)
 
 
+def _generate_groups(state: PostHogState, items: list | dict, now: float, out: Out) -> None:
+    """Groups described, not listed: ``count`` keys from ``key_format`` (``{i}`` is the
+    number, from ``start``), all with the same ``group_properties``."""
+    for spec in [items] if isinstance(items, dict) else items:
+        count, start = int(spec["count"]), int(spec.get("start", 0))
+        key_format = str(spec.get("key_format", "group-{i}"))
+        if "{i" not in key_format:
+            raise _bad("generate_groups.key_format must use {i}, e.g. 'company-{i:07d}'")
+        base = int(now * 1_000_000) - count * 1000  # a millisecond apart, ending now
+        created = new_groups(state, int(spec.get("project", 1)), int(spec["group_type_index"]),
+                             (key_format.format(i=i) for i in range(start, start + count)),
+                             json.dumps(dict(spec.get("group_properties") or {})),
+                             (base + n * 1000 for n in range(count)))
+        out.setdefault("generated_groups", 0)
+        out["generated_groups"] += created
+
+
 def _objects(kind: str) -> Callable[[PostHogState, list, float, Out], None]:
     def seed_objects(state: PostHogState, items: list, now: float, out: Out) -> None:
         for item in items:
@@ -141,8 +159,9 @@ def _project_secret_api_keys(state: PostHogState, items: list, now: float, out: 
 def _feature_flags(state: PostHogState, items: list, now: float, out: Out) -> None:
     for flag in items:
         flags = state.data["feature_flags"].setdefault(str(flag.get("project", 1)), [])
-        flags.append({"id": len(flags) + 1, "key": flag["key"],
-                      "active": bool(flag.get("active", True)), "filters": {}})
+        flags.append({"id": len(flags) + 1, "key": flag["key"], "name": flag.get("name", ""),
+                      "active": bool(flag.get("active", True)),
+                      "filters": dict(flag.get("filters") or {})})
 
 
 def _persons(state: PostHogState, items: list, now: float, out: Out) -> None:
@@ -165,6 +184,7 @@ def _related(state: PostHogState, items: list, now: float, out: Out) -> None:
 SEEDERS: dict[str, Callable[[PostHogState, list, float, Out], None]] = {
     "organizations": _organizations, "projects": _projects, "users": _users,
     "personal_api_keys": _personal_api_keys, "group_types": _group_types, "groups": _groups,
+    "generate_groups": _generate_groups,
     "insights": _objects("insights"), "dashboards": _objects("dashboards"),
     "sharing": _sharing, "project_secret_api_keys": _project_secret_api_keys,
     "feature_flags": _feature_flags, "persons": _persons, "related": _related,
@@ -175,9 +195,19 @@ def apply_seed(state: PostHogState, spec: dict[str, Any]) -> dict[str, Any]:
     """Add the objects described by ``spec``; return ids and generated secrets.
 
     Keys of ``spec`` (all optional): ``organizations``, ``projects``, ``users``,
-    ``personal_api_keys``, ``group_types``, ``groups``, ``insights``, ``dashboards``,
-    ``sharing``, ``project_secret_api_keys``, ``feature_flags``, ``persons``, ``related``
+    ``personal_api_keys``, ``group_types``, ``groups``, ``generate_groups``, ``insights``,
+    ``dashboards``, ``sharing``, ``project_secret_api_keys``, ``feature_flags`` (``key``,
+    ``name``, ``active``, ``filters`` as PostHog stores them), ``persons``, ``related``
     (``to``: groups by type and key, or ``{"person": uuid}``).
+
+    ``generate_groups`` seeds many groups without listing them (a million would be a
+    150 MB body), one spec or a list::
+
+        {"generate_groups": {"group_type_index": 0, "count": 1000000,
+                             "key_format": "company-{i:07d}", "start": 0, "project": 1,
+                             "group_properties": {"plan": "free"}}}
+
+    Keys that already exist are skipped; the answer's ``generated_groups`` counts the new.
     """
     now = state.now()
     out: dict[str, Any] = {"project_secret_api_keys": [], "share_passwords": []}

@@ -1,9 +1,9 @@
 """The store: everything the emulated PostHog holds, handed to every handler explicitly.
 
-`PostHogState` is one backend in moto's sense: plain JSON-able ``data`` (saved to and loaded
-from a file), the behaviour switches, the clock (which admin can move), id counters and the
-lock every handler runs under. Areas keep derived indexes in ``indexes``; they are never
-saved and are dropped whenever ``data`` is replaced.
+`PostHogState` is one backend in moto's sense: plain JSON-able ``data``, the groups (kept
+in indexed tables, see `group_index`), the behaviour switches, the clock (which admin can
+move), id counters and the lock every handler runs under. `dump` and `load` give the saved
+form: ``data`` with the groups as ``"[team, index, key]"`` -> group objects.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefect_posthog.emulator.common import iso
+from prefect_posthog.emulator.constants import (
+    LEGACY_LOCAL_EVALUATION,
+    QUERY_CONCURRENCY,
+    QUERY_QUEUE_SECONDS,
+)
+from prefect_posthog.emulator.group_index import GroupStore
 
 
 @dataclass
@@ -25,6 +31,13 @@ class Config:
     advanced_permissions: bool = True
     public_sharing_allowed: bool = True
     property_definitions_route: bool = True
+    # The flags quota is used up: the flag definitions answer 402.
+    quota_limited: bool = False
+    # Django's feature_flags/local_evaluation, which PostHog removed (#62229), still served.
+    legacy_local_evaluation: bool = LEGACY_LOCAL_EVALUATION
+    query_seconds: float = 0.0  # how long each API query runs
+    query_queue_seconds: float = QUERY_QUEUE_SECONDS  # how long a 4th query waits for a slot
+    query_concurrency: int = QUERY_CONCURRENCY  # API queries a team may run at once
 
 
 def default_state() -> dict[str, Any]:
@@ -40,7 +53,6 @@ def default_state() -> dict[str, Any]:
                         "current_team": 1}},
         "personal_api_keys": {},
         "group_types": {"1": {"0": "company", "1": "organization"}},
-        "groups": {},
         "activity": {},
         "related": {},
         "insights": {},
@@ -60,7 +72,7 @@ class PostHogState:
     config: Config = field(default_factory=Config)
     clock_offset: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    indexes: dict[Any, Any] = field(default_factory=dict, repr=False)
+    groups: GroupStore = field(default_factory=GroupStore, repr=False)
 
     def now(self) -> float:
         """The emulated time: the wall clock plus every ``/_emulator/clock`` advance."""
@@ -110,14 +122,15 @@ class PostHogState:
 
     def dump(self) -> str:
         with self.lock:
-            return json.dumps({"data": self.data, "clock_offset": self.clock_offset})
+            return json.dumps({"data": {**self.data, "groups": self.groups.dump()},
+                               "clock_offset": self.clock_offset})
 
     def load(self, text: str) -> None:
         saved = json.loads(text)
         with self.lock:
             self.data = saved["data"]
+            self.groups = GroupStore.load(self.data.pop("groups", {}))
             self.clock_offset = saved.get("clock_offset", 0.0)
-            self.indexes.clear()
 
     def reset(self, config: Config) -> None:
         """Back to the empty project, keeping the personal API keys the emulator started with."""
@@ -125,6 +138,6 @@ class PostHogState:
             keys = dict(self.data["personal_api_keys"])
             self.data = default_state()
             self.data["personal_api_keys"] = keys
+            self.groups = GroupStore()
             self.config = config
             self.clock_offset = 0.0
-            self.indexes.clear()

@@ -1,6 +1,7 @@
 """Throttling as PostHog's `posthog/rate_limit.py` does it: DRF sliding windows per personal
 API key, whichever transport carried the key (PostHog #93790 made a key sent in the body
-count too), and HogQL queries on their own budget instead of the default one."""
+count too), HogQL queries on their own budget instead of the default one, and leaked-key
+reports per client address (LeakedKeyReportThrottle)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections import deque
 
 from prefect_posthog.client import RateWindow, parse_rates
 from prefect_posthog.emulator.common import ApiError
-from prefect_posthog.emulator.constants import HOGQL_RATE_LIMIT
+from prefect_posthog.emulator.constants import HOGQL_RATE_LIMIT, LEAKED_KEY_RATE_LIMIT
 
 
 class Throttle:
@@ -45,12 +46,17 @@ def throttled(seconds: int) -> ApiError:
 
 
 class Throttles:
-    """The emulator's throttle families: ``default`` and ``hogql`` (none when disabled)."""
+    """The emulator's throttle families: ``default``, ``hogql`` and ``leaked_key``; none of
+    them throttles when rate limiting is off."""
 
     def __init__(self, windows: tuple[RateWindow, ...] | str) -> None:
         windows = parse_rates(windows) if isinstance(windows, str) else tuple(windows)
-        self.families = {"default": Throttle(windows),
-                         "hogql": Throttle(parse_rates(HOGQL_RATE_LIMIT) if windows else ())}
+        on = bool(windows)
+        self.families = {
+            "default": Throttle(windows),
+            "hogql": Throttle(parse_rates(HOGQL_RATE_LIMIT) if on else ()),
+            "leaked_key": Throttle(parse_rates(LEAKED_KEY_RATE_LIMIT) if on else ()),
+        }
 
     @property
     def windows(self) -> tuple[RateWindow, ...]:
