@@ -244,9 +244,6 @@ def test_projects_path_style_gets_no_notice(emulator) -> None:
         proxy.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "enable (remove this mark) once the emulator answers /api/environments/ with PostHog's "
-    "Deprecation, Sunset and successor Link headers (emulator branch of this phase)"))
 def test_environments_notice_against_the_emulator_itself(emulator) -> None:
     credentials = PostHogCredentials(host=emulator.url, personal_api_key=ADMIN_KEY,
                                      project_id=1, rate_limit="", timeout_seconds=5,

@@ -9,7 +9,12 @@ import argparse
 import secrets
 import sys
 
-from prefect_posthog.emulator.app import FAULT_KINDS, Faults
+from prefect_posthog.emulator.constants import (
+    DEFAULT_INGESTION_LAG,
+    DEFAULT_PORT,
+    DEFAULT_RATE_LIMIT,
+)
+from prefect_posthog.emulator.faults import FAULT_KINDS, Faults
 from prefect_posthog.emulator.seed import apply_seed, demo_spec
 from prefect_posthog.emulator.server import Emulator
 
@@ -18,13 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m prefect_posthog.emulator",
         description="A local PostHog of the groups, sharing and project secret API key API.")
-    parser.add_argument("--port", type=int, default=8010, help="port (0 = any free port)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0 = any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default loopback)")
     parser.add_argument("--personal-api-key", action="append", default=[],
                         metavar="KEY[:SCOPE,SCOPE...]",
                         help="accept this personal API key (repeatable; no scopes = all)")
     limits = parser.add_mutually_exclusive_group()
-    limits.add_argument("--rate-limit", default="480/min,4800/h",
+    limits.add_argument("--rate-limit", default=DEFAULT_RATE_LIMIT,
                         help="per-key windows, e.g. 480/min,4800/h or 120/15s")
     limits.add_argument("--no-rate-limit", action="store_true",
                         help="no rate limiting (self-hosted mode)")
@@ -33,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="probability of a fault per request")
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG")
-    parser.add_argument("--ingestion-lag", type=float, default=3.0, metavar="SECONDS",
+    parser.add_argument("--ingestion-lag", type=float, default=DEFAULT_INGESTION_LAG,
+                        metavar="SECONDS",
                         help="seconds before a captured $groupidentify reaches the groups")
     parser.add_argument("--no-advanced-permissions", action="store_true",
                         help="the organization lacks Advanced Permissions")

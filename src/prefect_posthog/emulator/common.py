@@ -1,17 +1,46 @@
-"""Helpers shared by the emulator's areas: error bodies, ids, hashing, timestamps,
-the request and configuration records, the empty state."""
+"""Helpers every area uses: the request record, PostHog's error bodies, ids, hashing,
+timestamps and lax parsing."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qsl
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class Request:
+    """One request as a handler sees it.
+
+    The transport fills ``method`` to ``client``; the router fills ``params`` (the path's
+    named parts); authentication fills ``team`` and ``user`` (``{}`` when the caller is no
+    user, e.g. a project secret key or a share's token).
+    """
+
+    method: str
+    path: str
+    base_url: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    raw: bytes = b""
+    query_string: str = ""
+    raw_path: str = ""  # as sent, still percent-encoded
+    client: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    team: dict = field(default_factory=dict)
+    user: dict = field(default_factory=dict)
+    now: float = 0.0
+
+    def json_body(self) -> dict:
+        """The body when it is a JSON object, else ``{}``."""
+        return self.body if isinstance(self.body, dict) else {}
 
 
 class ApiError(Exception):
@@ -25,6 +54,7 @@ class ApiError(Exception):
 
 
 def std_error(status: int, type_: str, code: str, detail: str, attr: str | None = None) -> ApiError:
+    """PostHog's error body (`exceptions_hog/handler.py` of PostHog/drf-exceptions-hog)."""
     return ApiError(status, {"type": type_, "code": code, "detail": detail, "attr": attr})
 
 
@@ -40,15 +70,32 @@ def forbidden(detail: str) -> ApiError:
     return std_error(403, "authentication_error", "permission_denied", detail)
 
 
+def unauthenticated(detail: str, code: str = "authentication_failed") -> ApiError:
+    return std_error(401, "authentication_error", code, detail)
+
+
 def server_error() -> ApiError:
     return std_error(500, "server_error", "error", "A server error occurred.")
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    """A request body as DRF's default parsers read it: JSON or form-encoded."""
+    if not raw:
+        return None
+    if "application/x-www-form-urlencoded" in content_type:
+        return dict(parse_qsl(raw.decode(), keep_blank_values=True))
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise std_error(400, "invalid_request", "parse_error",
+                        f"JSON parse error - {exc}") from None
 
 
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     moment = datetime.fromtimestamp(ts, tz=timezone.utc)
-    # DRF renders microseconds only when there are some (SPEC §0.4).
+    # DRF renders microseconds only when there are some.
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else
                            "%Y-%m-%dT%H:%M:%SZ")
 
@@ -88,6 +135,7 @@ def to_int(value: Any) -> int | None:
 
 
 def lax_bool(value: Any) -> bool | None:
+    """DRF's BooleanField coercion."""
     if isinstance(value, bool):
         return value
     if value in (1, "1", "true", "True", "TRUE", "yes", "on", "t", "y"):
@@ -95,55 +143,3 @@ def lax_bool(value: Any) -> bool | None:
     if value in (0, "0", "false", "False", "FALSE", "no", "off", "f", "n"):
         return False
     return None
-
-
-@dataclass
-class Request:
-    """What a handler sees of one request (already authenticated and authorised)."""
-
-    method: str
-    path: str
-    base_url: str
-    params: dict[str, str]
-    query: dict[str, str]
-    body: Any
-    team: dict
-    user: dict
-    now: float
-
-
-@dataclass
-class Config:
-    """Emulator behaviour switches."""
-
-    advanced_permissions: bool = True
-    public_sharing_allowed: bool = True
-    property_definitions_route: bool = True
-
-
-def default_state() -> dict[str, Any]:
-    return {
-        "next_ids": {"user": 2, "group": 1, "config": 1, "password": 1, "activity": 1},
-        "organizations": {"org-1": {"id": "org-1", "name": "Emulated Organization",
-                                    "members": {"1": "admin"}}},
-        "projects": {"1": {"id": 1, "organization": "org-1", "name": "Default project",
-                           "api_token": "phc_emulator_project_token"}},
-        "users": {"1": {"id": 1, "uuid": str(uuid.UUID(int=1)), "distinct_id": "emulator-user",
-                        "first_name": "Emulator", "last_name": "", "email": "owner@example.com",
-                        "current_team": 1}},
-        "personal_api_keys": {},
-        "group_types": {"1": {"0": "company", "1": "organization"}},
-        "groups": {},
-        "activity": {},
-        "related": {},
-        "insights": {},
-        "dashboards": {},
-        "sharing": {},
-        "share_passwords": {},
-        "project_secret_api_keys": {},
-        "feature_flags": {"1": []},
-    }
-
-
-def group_id(team: int, gti: int, key: str) -> str:
-    return json.dumps([team, gti, key])

@@ -1,25 +1,38 @@
-"""The project endpoint and the slice of the query API a bulk verifier needs (SPEC §6.5-6.6).
+"""The slice of the query API (`posthog/api/query.py`) a bulk verifier needs.
 
 ``POST query/`` understands one HogQL shape, the one PostHog's own tests use to read groups:
 
     select key, properties from groups where index = {idx}
-        [and key > {after}] [and key in {keys}] order by key limit N [offset M]
+        [and key > {after}] [and key in {keys}] order by key [limit N]
 
 Placeholders come from ``values``. ``properties`` is returned as a JSON string, as PostHog
-returns it. Anything else answers 400, saying what the emulator supports.
+returns it. Anything else answers 400, saying what the emulator supports. A page costs what
+it holds: groups are indexed by key (`group_index`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from prefect_posthog.emulator.common import Request, iso, validation
-from prefect_posthog.emulator.state import PostHogState
+from prefect_posthog.emulator.common import ApiError, Request, std_error, validation
+from prefect_posthog.emulator.constants import (
+    QUERY_DEFAULT_ROWS,
+    QUERY_MAX_BYTES,
+    QUERY_MAX_ROWS,
+    QUERY_RETRY_SECONDS,
+)
+from prefect_posthog.emulator.group_index import Group
+from prefect_posthog.emulator.group_models import by_key, get_group
+from prefect_posthog.emulator.routing import api
+from prefect_posthog.emulator.store import Config, PostHogState
 
-MAX_ROWS = 50_000
-DEFAULT_ROWS = 100
+SUPPORTED = ("select key, properties from groups where index = {idx} [and key > {after}] "
+             "[and key in {keys}] order by key [limit N]")
 _GROUPS_QUERY = re.compile(
     r"^\s*select\s+key\s*,\s*properties\s+from\s+groups\s+where\s+index\s*=\s*(?P<index>\S+)"
     r"(?:\s+and\s+key\s*>\s*(?P<after>\S+))?"
@@ -27,20 +40,12 @@ _GROUPS_QUERY = re.compile(
     r"\s+order\s+by\s+key(?:\s+asc)?"
     r"(?:\s+limit\s+(?P<limit>\d+))?(?:\s+offset\s+(?P<offset>\d+))?\s*;?\s*$",
     re.IGNORECASE)
-
-
-def get_project(state: PostHogState, req: Request) -> tuple[int, Any]:
-    """``GET /api/projects/{id}/``: the project, with its capture token ``api_token``."""
-    team = req.team
-    types = state.data["group_types"].get(str(team["id"]), {})
-    return 200, {
-        "id": team["id"], "uuid": f"00000000-0000-0000-0000-{team['id']:012d}",
-        "name": team["name"], "organization": team["organization"],
-        "api_token": team["api_token"], "has_group_types": bool(types),
-        "group_types": [{"group_type": name, "group_type_index": int(index)}
-                        for index, name in sorted(types.items(), key=lambda x: int(x[0]))],
-        "created_at": iso(0),
-    }
+# `posthog/hogql/user_query_validator.py`: personal-key queries page by keyset only.
+OFFSET_NOT_ALLOWED = ("OFFSET is not supported on queries made with a personal API key. For "
+                      "pagination, use keyset pagination on the `timestamp` column, or on "
+                      "another column with a stable order.")
+# `posthog/api/query.py` CONCURRENCY_LIMIT_USER_MESSAGE
+TOO_MANY_QUERIES = "Too many queries are running right now — please try again in a moment."
 
 
 def _value(raw: str | None, values: dict[str, Any]) -> Any:
@@ -57,38 +62,84 @@ def _value(raw: str | None, values: dict[str, Any]) -> Any:
         raise validation("query", f"Cannot read the value {raw}") from None
 
 
-def query(state: PostHogState, req: Request) -> tuple[int, Any]:
+def _check_size(text: str, values: dict[str, Any]) -> None:
+    """Placeholders are substituted into the SQL text, whose size ClickHouse caps."""
+    size = len(text.encode()) + sum(len(json.dumps(v).encode()) for v in values.values())
+    if size > QUERY_MAX_BYTES:
+        # How PostHog words ClickHouse's "Max query size exceeded" is not confirmed.
+        raise validation("query", f"Max query size exceeded: {size} > {QUERY_MAX_BYTES} bytes")
+
+
+def _rows(store: PostHogState, team: int, index: int, after: Any, keys: Any
+          ) -> Iterator[Group]:
+    after = None if after is None else str(after)
+    if keys is None:
+        return by_key(store, team, index, after)
+    wanted = sorted({str(k) for k in keys if after is None or str(k) > after})
+    found = (get_group(store, team, index, key) for key in wanted)
+    return (g for g in found if g is not None)
+
+
+def query(store: PostHogState, req: Request) -> tuple[int, Any]:
     """``POST query/`` with a HogQLQuery reading group keys and properties."""
-    body = req.body if isinstance(req.body, dict) else {}
-    spec = body.get("query")
+    spec = req.json_body().get("query")
     if not isinstance(spec, dict) or spec.get("kind") != "HogQLQuery":
         raise validation("query", "The emulator answers HogQLQuery only")
     match = _GROUPS_QUERY.match(str(spec.get("query", "")))
     if not match:
-        raise validation("query", "The emulator supports only: select key, properties from "
-                         "groups where index = {idx} [and key > {after}] [and key in {keys}] "
-                         "order by key limit N [offset M]")
+        raise validation("query", f"The emulator supports only: {SUPPORTED}")
+    if match.group("offset") is not None:
+        raise validation(None, OFFSET_NOT_ALLOWED, "hogql_query_error")
     values = spec.get("values") if isinstance(spec.get("values"), dict) else {}
-    index = _value(match.group("index"), values)
-    after = _value(match.group("after"), values)
-    keys = _value(match.group("keys"), values)
-    limit = min(int(match.group("limit") or DEFAULT_ROWS), MAX_ROWS)
-    offset = int(match.group("offset") or 0)
-    rows = sorted((g for g in state._team_groups(req.team["id"], int(index))),
-                  key=lambda g: g["group_key"])
-    if after is not None:
-        rows = [g for g in rows if g["group_key"] > str(after)]
-    if keys is not None:
-        wanted = {str(k) for k in keys}
-        rows = [g for g in rows if g["group_key"] in wanted]
-    page = rows[offset:offset + limit]
+    _check_size(str(spec["query"]), values)
+    rows = _rows(store, req.team["id"], int(_value(match.group("index"), values)),
+                 _value(match.group("after"), values), _value(match.group("keys"), values))
+    explicit = match.group("limit") is not None
+    # An explicit LIMIT is clamped to MAX_SELECT_RETURNED_ROWS and no paginator runs, so
+    # hasMore stays null (`hogql_query_runner.py`); without one, 100 rows and hasMore.
+    limit = min(int(match.group("limit")), QUERY_MAX_ROWS) if explicit else QUERY_DEFAULT_ROWS
+    page = [[g.key, g.properties] for _, g in zip(range(limit + (not explicit)), rows,
+                                                 strict=False)]
+    more = None if explicit else len(page) > limit
     return 200, {
-        "results": [[g["group_key"], json.dumps(g["group_properties"])] for g in page],
-        "columns": ["key", "properties"], "types": [["key", "String"],
-                                                    ["properties", "String"]],
-        "hasMore": offset + limit < len(rows), "limit": limit, "offset": offset,
+        "results": page[:limit], "columns": ["key", "properties"],
+        "types": [["key", "String"], ["properties", "String"]], "hasMore": more,
+        "limit": None if explicit else limit, "offset": None if explicit else 0,
         "query": spec.get("query"), "error": None,
     }
 
 
-HANDLERS = {"get_project": get_project, "query": query}
+class QuerySlots:
+    """At most ``query_concurrency`` API queries per team at a time; a query beyond them
+    waits for a slot, retrying as PostHog's limiter does, and then gets a 429 without
+    ``Retry-After`` (the limiter raises Throttled with no wait)."""
+
+    def __init__(self) -> None:
+        self.running: dict[int, int] = {}
+
+    @asynccontextmanager
+    async def slot(self, team: int, config: Config) -> AsyncIterator[None]:
+        await self._acquire(team, config)
+        try:
+            yield
+        finally:
+            self.running[team] -= 1
+
+    async def _acquire(self, team: int, config: Config) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.query_queue_seconds
+        wait, factor, longest = QUERY_RETRY_SECONDS
+        while self.running.get(team, 0) >= config.query_concurrency:
+            if loop.time() >= deadline:
+                raise _too_many()
+            await asyncio.sleep(min(wait, max(0.0, deadline - loop.time())))
+            wait = min(wait * factor, longest)
+        self.running[team] = self.running.get(team, 0) + 1
+
+
+def _too_many() -> ApiError:
+    return std_error(429, "throttled_error", "throttled", TOO_MANY_QUERIES)
+
+
+# `create` is declared a read action: query:read is enough.
+ROUTES = [api("POST", r"query", query, "query:read", throttle="hogql", concurrency=True)]

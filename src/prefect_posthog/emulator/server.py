@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import uvicorn
 
-from prefect_posthog.client import RateWindow, parse_rates
-from prefect_posthog.emulator.app import EmulatorApp, Faults
-from prefect_posthog.emulator.common import Config
-from prefect_posthog.emulator.state import PostHogState
+from prefect_posthog.client import RateWindow
+from prefect_posthog.emulator.app import EmulatorApp
+from prefect_posthog.emulator.constants import DEFAULT_INGESTION_LAG, DEFAULT_RATE_LIMIT
+from prefect_posthog.emulator.faults import Faults
+from prefect_posthog.emulator.store import Config, PostHogState
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -29,7 +30,8 @@ class Emulator:
         port: Port to listen on; 0 picks a free one.
         host: Interface to bind; loopback by default.
         personal_api_keys: ``{key: scopes}``; ``None`` scopes means all scopes.
-        rate_limit: Windows per personal key; ``()`` disables throttling.
+        rate_limit: Windows per personal key, e.g. ``"480/min,4800/h"`` (PostHog's);
+            ``""`` or ``()`` disables throttling.
         faults: Fault injection settings.
         advanced_permissions: Whether the organization has Advanced Permissions.
         state_file: Load state from and save it to this file.
@@ -50,11 +52,11 @@ class Emulator:
         host: str = "127.0.0.1",
         *,
         personal_api_keys: dict[str, list[str] | None] | None = None,
-        rate_limit: tuple[RateWindow, ...] | str = parse_rates("480/min,4800/h"),
+        rate_limit: tuple[RateWindow, ...] | str = DEFAULT_RATE_LIMIT,
         faults: Faults | None = None,
         advanced_permissions: bool = True,
         state_file: str | None = None,
-        ingestion_lag: float = 3.0,
+        ingestion_lag: float = DEFAULT_INGESTION_LAG,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -67,8 +69,6 @@ class Emulator:
                 pass
         for key, scopes in (personal_api_keys or {}).items():
             state.add_personal_api_key(key, scopes)
-        if isinstance(rate_limit, str):
-            rate_limit = parse_rates(rate_limit)
         self.app = EmulatorApp(state, rate_limit=rate_limit, faults=faults,
                                state_file=state_file, ingestion_lag=ingestion_lag)
         self._server: uvicorn.Server | None = None
