@@ -46,7 +46,7 @@ print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def main() -> None:
     from prefect_posthog.client import parse_rates
-    from prefect_posthog.flows.capture_path import api_minutes
+    from prefect_posthog.flows.bulk_plan import api_minutes
 
     with emulator_process("--rate-limit", RATE, "--ingestion-lag", "5") as url:
         httpx.post(f"{url}/_emulator/seed", timeout=300, json={"groups": [

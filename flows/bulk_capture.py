@@ -1,0 +1,256 @@
+"""The bulk job's second write path: property sets as `$groupidentify` events through
+PostHog's capture API, verified by reading them back.
+
+Capture has no per-key rate limit, so a million groups take minutes to send where the
+management API (4,800 calls an hour per key) would take days. But ingestion applies events
+later and silently drops what it cannot attribute: an item counts as `applied` only once
+reading it back shows its values. Reads are HogQL keyset pages (`bulk_reads`); groups
+still not visible at the deadline — or when another read would go over the key's HogQL
+budget — are written once through the management API, and whatever remains is `failed`
+with the reason. Unsets, and groups `bulk_plan` routes away from capture, stay on the
+management API path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from prefect.utilities.annotations import quote
+
+from prefect_posthog.blocks import PostHogCredentials
+from prefect_posthog.client import InvalidInputError, PostHogError, group_identify_event
+from prefect_posthog.flows.bulk_api import ApiPath
+from prefect_posthog.flows.bulk_diff import NEW_GROUP, describe_set, visible
+from prefect_posthog.flows.bulk_models import ItemOutcome, ItemPath, ItemStatus, Row
+from prefect_posthog.flows.bulk_plan import Plan, plan_capture
+from prefect_posthog.flows.bulk_pool import run_bounded
+from prefect_posthog.flows.bulk_reads import (
+    HOGQL_BUDGET,
+    QueryBudget,
+    key_ranges,
+    read_pages,
+)
+from prefect_posthog.flows.bulk_report import Collector, timed
+from prefect_posthog.flows.bulk_store import BulkStore
+from prefect_posthog.tasks import get_project
+
+EVENTS_PER_REQUEST = 1000
+# PostHog's SDK keeps a batch under 5 MiB of JSON (`posthog/consumer.py` BATCH_SIZE_LIMIT),
+# well under capture's 20 MiB body limit (`rust/capture/src/router.rs`).
+REQUEST_MAX_BYTES = 5 * 1024 * 1024
+SEND_PER_TASK = 50_000  # groups per Prefect task: a million groups are 20 task runs
+SENDERS = 2  # requests in flight: one is built while the other is on the wire
+Item = tuple[int, str, str]  # group type index, key, JSON of what to send
+
+OVER_BUDGET = (f"reading back again would go over HogQL's {HOGQL_BUDGET} queries an hour for "
+               "this key (HogQLQueryThrottle, `posthog/rate_limit.py`); written through the "
+               "management API")
+
+
+def capture_token(credentials: PostHogCredentials, token: str | None,
+                  project_id: int | None) -> str:
+    """The project's capture token: as given, else read from the project."""
+    if token:
+        return token
+    try:
+        project = get_project(credentials, project_id=project_id)
+    except PostHogError as exc:
+        raise InvalidInputError("project_token", f"could not read the project's capture token "
+                                f"({exc}); give project_token, or a key with project:read"
+                                ) from None
+    if not project.api_token:
+        raise InvalidInputError("project_token", "the project has no capture token; give "
+                                "project_token")
+    return project.api_token
+
+
+def _requests(items: list[Item], type_names: dict[int, str]) -> list[list[Item]]:
+    """Items packed into requests of at most 1,000 events and about 5 MiB."""
+    out: list[list[Item]] = [[]]
+    size = 0
+    for item in items:
+        gti, key, send = item
+        cost = len(send) + 2 * len(key) + len(type_names[gti]) + 400
+        if out[-1] and (len(out[-1]) >= EVENTS_PER_REQUEST or size + cost > REQUEST_MAX_BYTES):
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += cost
+    return [chunk for chunk in out if chunk]
+
+
+@task(name="Send $groupidentify events", cache_policy=NO_CACHE, persist_result=False,
+      retries=0, task_run_name="capture-{first}")
+def send_group_identify(credentials: PostHogCredentials, token: str, type_names: dict[int, str],
+                        items: list[Item], first: int) -> tuple[int, list[tuple[int, str]],
+                                                                str | None]:
+    """Send one event per group, 1,000 per request, two requests in flight; return events
+    sent, the groups whose request capture refused, and why."""
+    with credentials.get_capture_client(token) as capture:
+        def send(chunk: list[Item]) -> tuple[int, list[tuple[int, str]], str | None]:
+            events = [group_identify_event(type_names[gti], key, json.loads(props))
+                      for gti, key, props in chunk]
+            try:
+                capture.send(events)
+            except PostHogError as exc:
+                return 0, [(gti, key) for gti, key, _ in chunk], str(exc)
+            return len(events), [], None
+
+        results = run_bounded(send, _requests(items, type_names), SENDERS)
+    refused = [group for _, lost, _ in results for group in lost]
+    reason = next((why for _, _, why in results if why), None)
+    if refused:
+        get_run_logger().warning("Capture refused %d events (%s); they will be written through "
+                                 "the management API", len(refused), reason)
+    return sum(sent for sent, _, _ in results), refused, reason
+
+
+@dataclass
+class Verification:
+    seen: int
+    stopped: str | None  # why verification stopped early, if it did
+
+
+def _check(store: BulkStore, page_gti: int, after: str | None, upto: str,
+           found: dict[str, dict]) -> list[tuple[int, str]]:
+    return [(page_gti, key) for key, send in store.sent(page_gti, after, upto)
+            if visible(found.get(key), json.loads(send))]
+
+
+@task(name="Verify captured group properties", cache_policy=NO_CACHE, persist_result=False,
+      retries=0)
+def verify_captured(credentials: PostHogCredentials, store: BulkStore, timeout_seconds: float,
+                    budget: QueryBudget, project_id: int | str | None = None) -> Verification:
+    """Read back, with backoff, only the key ranges still holding groups not seen with their
+    values, until none is left, the deadline passes or the HogQL budget would run out."""
+    logger = get_run_logger()
+    seen, delay, stopped = 0, 1.0, None
+    deadline = time.monotonic() + timeout_seconds
+    with credentials.get_client(project_id) as posthog:
+        while True:
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            ranges = key_ranges(store, pending=True)
+            if not ranges:
+                break
+            if not budget.allows(sum(r.pages for r in ranges)):
+                stopped = OVER_BUDGET
+                break
+            for page in read_pages(posthog, ranges, budget):
+                hits = _check(store, page.gti, page.after, page.upto, dict(page.rows))
+                store.mark_seen(hits)
+                seen += len(hits)
+            left = store.count("capture", unseen=True)
+            logger.info("Verification: %d groups show their values, %d still pending", seen,
+                        left)
+            if not left or time.monotonic() >= deadline:
+                break
+            delay = min(delay * 2, 30.0)
+    return Verification(seen, stopped)
+
+
+def _changes(row: Row, send: dict, before: dict | None, created: bool) -> list[str]:
+    u = row.update
+    return ([NEW_GROUP] if created else []) + [
+        describe_set(before, k, v) for k, v in u.set.items() if k in send] + [
+        describe_set(before, k, None) for k in u.set_null if k in send]
+
+
+@dataclass
+class CapturePath:
+    """Plan, send, verify, then hand what is left to the management API path."""
+
+    credentials: PostHogCredentials
+    store: BulkStore
+    collector: Collector
+    dry_run: bool
+    create_missing: bool
+    verify_timeout_seconds: float
+    project_id: int | None
+
+    def __post_init__(self) -> None:
+        self.budget = QueryBudget()
+
+    def plan(self, type_names: dict[int, str]) -> Plan:
+        plan = plan_capture(self.credentials, quote(self.store), type_names,
+                            self.create_missing, quote(self.budget), project_id=self.project_id)
+        self.collector.report.reads += plan.reads
+        get_run_logger().info("Capture plan: %d groups to send; the management API alone "
+                              "would need %d writes", plan.to_send, plan.writes_needed)
+        return plan
+
+    def run(self, api: ApiPath, token: str, type_names: dict[int, str]) -> None:
+        report = self.collector.report
+        stopped = None
+        if not self.dry_run:
+            with timed(report, "sending"):
+                self._send(token, type_names)
+            if self.store.count("capture"):
+                with timed(report, "verification"):
+                    before = self.budget.used
+                    stopped = verify_captured(self.credentials, quote(self.store),
+                                              self.verify_timeout_seconds, quote(self.budget),
+                                              project_id=self.project_id).stopped
+                    report.reads += self.budget.used - before
+        self._record()
+        with timed(report, "api"):
+            api.run(self.store.rows("api"), ItemPath.API)
+            api.run(self.store.rows("resend"), ItemPath.API_AFTER_CAPTURE)
+            late = self.store.count("capture", unseen=True) if not self.dry_run else 0
+            if late:
+                why = stopped or (f"not visible {self.verify_timeout_seconds:.0f}s after "
+                                  "capture (dropped or slow ingestion); written through the "
+                                  "management API")
+                get_run_logger().warning("%d groups not verified (%s)", late, why)
+                api.run(self.store.rows("capture", unseen=True), ItemPath.API_AFTER_CAPTURE,
+                        note=why)
+
+    def _send(self, token: str, type_names: dict[int, str]) -> None:
+        batch: list[Item] = []
+        sent = 0
+        for item in self.store.to_send():
+            batch.append(item)
+            if len(batch) >= SEND_PER_TASK:
+                sent += self._send_batch(token, type_names, batch, sent)
+                batch = []
+        if batch:
+            self._send_batch(token, type_names, batch, sent)
+
+    def _send_batch(self, token: str, type_names: dict[int, str], batch: list[Item],
+                    first: int) -> int:
+        events, refused, reason = send_group_identify(self.credentials, token, type_names,
+                                                      quote(batch), first=first)
+        self.collector.report.events += events
+        if refused:
+            self.store.reroute(refused, "resend", f"capture refused the request ({reason}); "
+                               "written through the management API")
+        return len(batch)
+
+    def _record(self) -> None:
+        """Outcomes of the rows whose group needs no management API call."""
+        add = self.collector.add
+        for row, (route, send, before, created, seen, note) in self.store.outcome_rows():
+            u = row.update
+            base = {"row": row.row, "group_type_index": u.group_type_index,
+                    "group_key": u.group_key}
+            if route == "skipped":
+                add(ItemOutcome.model_construct(
+                    **base, status=ItemStatus.SKIPPED, changes=[], write_path=None,
+                    reason="group does not exist (create_missing is off)"))
+            elif route in ("unchanged", "failed"):
+                status = ItemStatus.UNCHANGED if route == "unchanged" else ItemStatus.FAILED
+                add(ItemOutcome.model_construct(**base, status=status, changes=[],
+                                                reason=note, write_path=None))
+            elif route == "capture" and (seen or self.dry_run):
+                changes = _changes(row, json.loads(send), before and json.loads(before),
+                                   bool(created))
+                status = (ItemStatus.UNCHANGED if not changes else ItemStatus.PLANNED
+                          if self.dry_run else ItemStatus.APPLIED)
+                add(ItemOutcome.model_construct(
+                    **base, status=status, changes=changes, reason=None,
+                    write_path=ItemPath.CAPTURE if changes else None))
+        self.collector.progress()
