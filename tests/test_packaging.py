@@ -51,6 +51,9 @@ def test_wheel_holds_only_the_namespace(wheel: Path) -> None:
     for sub in ("blocks", "tasks", "flows", "deployments", "client", "emulator"):
         assert f"prefect_posthog/{sub}/__init__.py" in names
     assert "prefect_posthog/deployments/prefect.yaml" in names
+    # Developer tooling (the browser checks, Playwright) stays out of the installed package.
+    sources = [zipfile.ZipFile(wheel).read(n) for n in names if n.endswith(".py")]
+    assert not any(b"playwright" in source for source in sources)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "prefect_posthog = prefect_posthog" in zipfile.ZipFile(wheel).read(entry).decode()
 
