@@ -40,7 +40,9 @@ with Emulator(personal_api_keys={"phx_wheel": None}) as posthog, \\
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     uv = Path(sys.executable).parent / "uv"  # installed by ./run next to the interpreter
-    subprocess.run([str(uv), "build", "--wheel", "-q", "-o", str(out), str(ROOT)], check=True)
+    # sdist first, then the wheel from it: a stale build/ directory in the checkout can never
+    # leak files that are no longer in the source tree into the wheel.
+    subprocess.run([str(uv), "build", "-q", "-o", str(out), str(ROOT)], check=True)
     return next(out.glob("prefect_posthog-*.whl"))
 
 
