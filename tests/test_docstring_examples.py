@@ -44,8 +44,9 @@ from prefect_posthog.emulator import Emulator
 from prefect_posthog.emulator.seed import demo_spec
 from tests.conftest import ADMIN_KEY
 
-DOCUMENTED: list[Any] = [getattr(posthog_tasks, name) for name in posthog_tasks.__all__]
-"""Objects whose docstring examples must run. Flows and `PostHogCredentials` come later."""
+DOCUMENTED: list[Any] = [*(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),
+                         PostHogCredentials]
+"""Objects whose docstring examples must run."""
 
 _EXAMPLE_SECTION = re.compile(r"^Examples?:\s*$", re.M)
 _PYTHON_BLOCK = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```",
