@@ -26,7 +26,7 @@ from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import InvalidInputError, PostHogError, group_identify_event
 from prefect_posthog.flows.bulk_api import ApiPath
 from prefect_posthog.flows.bulk_diff import NEW_GROUP, describe_set, visible
-from prefect_posthog.flows.bulk_models import ItemOutcome, ItemPath, ItemStatus, Row
+from prefect_posthog.flows.bulk_models import ItemOutcome, ItemPath, ItemStatus
 from prefect_posthog.flows.bulk_plan import Plan, plan_capture
 from prefect_posthog.flows.bulk_pool import run_bounded
 from prefect_posthog.flows.bulk_reads import (
@@ -153,11 +153,16 @@ def verify_captured(credentials: PostHogCredentials, store: BulkStore, timeout_s
     return Verification(seen, stopped)
 
 
-def _changes(row: Row, send: dict, before: dict | None, created: bool) -> list[str]:
-    u = row.update
+def _changes(upd: str, send: dict, before: dict | None, created: bool) -> list[str]:
+    sets, _, nulls = json.loads(upd)
     return ([NEW_GROUP] if created else []) + [
-        describe_set(before, k, v) for k, v in u.set.items() if k in send] + [
-        describe_set(before, k, None) for k in u.set_null if k in send]
+        describe_set(before, k, v) for k, v in sets.items() if k in send] + [
+        describe_set(before, k, None) for k in nulls if k in send]
+
+
+def _changes_anything(upd: str, send: dict) -> bool:
+    sets, _, nulls = json.loads(upd)
+    return any(k in send for k in sets) or any(k in send for k in nulls)
 
 
 @dataclass
@@ -196,7 +201,8 @@ class CapturePath:
                                               self.verify_timeout_seconds, quote(self.budget),
                                               project_id=self.project_id).stopped
                     report.reads += self.budget.used - before
-        self._record()
+        with timed(report, "report"):
+            self._record()
         with timed(report, "api"):
             api.run(self.store.rows("api"), ItemPath.API)
             api.run(self.store.rows("resend"), ItemPath.API_AFTER_CAPTURE)
@@ -231,26 +237,37 @@ class CapturePath:
         return len(batch)
 
     def _record(self) -> None:
-        """Outcomes of the rows whose group needs no management API call."""
-        add = self.collector.add
-        for row, (route, send, before, created, seen, note) in self.store.outcome_rows():
-            u = row.update
-            base = {"row": row.row, "group_type_index": u.group_type_index,
-                    "group_key": u.group_key}
-            if route == "skipped":
-                add(ItemOutcome.model_construct(
-                    **base, status=ItemStatus.SKIPPED, changes=[], write_path=None,
-                    reason="group does not exist (create_missing is off)"))
-            elif route in ("unchanged", "failed"):
-                status = ItemStatus.UNCHANGED if route == "unchanged" else ItemStatus.FAILED
-                add(ItemOutcome.model_construct(**base, status=status, changes=[],
-                                                reason=note, write_path=None))
-            elif route == "capture" and (seen or self.dry_run):
-                changes = _changes(row, json.loads(send), before and json.loads(before),
-                                   bool(created))
-                status = (ItemStatus.UNCHANGED if not changes else ItemStatus.PLANNED
+        """Outcomes of the rows whose group needs no management API call; an outcome the
+        report will neither list nor write to its file is only counted."""
+        collector = self.collector
+        for row, gti, key, upd, route, send, before, created, seen, note in (
+                self.store.outcome_rows()):
+            if route == "capture" and not (seen or self.dry_run):
+                continue  # not verified: the management API path writes it
+            status, path, reason = _RECORDED.get(route, (None, None, None))
+            if route == "capture":
+                sent = json.loads(send)
+                changed = bool(created) or _changes_anything(upd, sent)
+                status = (ItemStatus.UNCHANGED if not changed else ItemStatus.PLANNED
                           if self.dry_run else ItemStatus.APPLIED)
-                add(ItemOutcome.model_construct(
-                    **base, status=status, changes=changes, reason=None,
-                    write_path=ItemPath.CAPTURE if changes else None))
-        self.collector.progress()
+                path = ItemPath.CAPTURE if changed else None
+            if status is None:
+                continue  # on the management API path
+            if not collector.wants(status):
+                collector.tally(status)
+                continue
+            changes = (_changes(upd, json.loads(send), before and json.loads(before),
+                                bool(created)) if path else [])
+            collector.add(ItemOutcome.model_construct(
+                row=row, group_type_index=gti, group_key=key, status=status,
+                changes=changes, reason=reason or note, write_path=path))
+        collector.progress()
+
+
+# What a route means for its rows' outcomes: (status, write path, reason).
+_RECORDED = {
+    "skipped": (ItemStatus.SKIPPED, None, "group does not exist (create_missing is off)"),
+    "unchanged": (ItemStatus.UNCHANGED, None, None),
+    "failed": (ItemStatus.FAILED, None, None),
+    "capture": (None, None, None),
+}

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 NEW_GROUP = "(new group)"
+_SCALARS = (str, int, bool, type(None))  # not float: NaN never equals itself
 _SHOWN = 40  # characters of a value shown in a report cell
 
 
@@ -15,8 +16,12 @@ def same_value(current: dict[str, Any], key: str, value: Any) -> bool:
 
     1 == True in Python, but PostHog stores JSON: values compare as JSON, with types.
     """
-    return key in current and json.dumps(current[key], sort_keys=True) == json.dumps(
-        value, sort_keys=True)
+    if key not in current:
+        return False
+    held = current[key]
+    if type(held) is type(value) and type(value) in _SCALARS:
+        return held == value  # the same JSON, without encoding it
+    return json.dumps(held, sort_keys=True) == json.dumps(value, sort_keys=True)
 
 
 def differing(current: dict[str, Any] | None, wanted: dict[str, Any]) -> dict[str, Any]:

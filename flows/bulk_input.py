@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from prefect_posthog.client import SECRETS, InvalidInputError
 from prefect_posthog.flows import bulk_frames
-from prefect_posthog.flows.bulk_models import GroupPropertyUpdate, Row
+from prefect_posthog.flows.bulk_models import GroupPropertyUpdate
 from prefect_posthog.flows.bulk_store import BulkStore, InputSummary
 
 ID_COLUMNS = ("group_type_index", "group_key", "$unset", "$set_null")
@@ -170,13 +170,12 @@ def _file_rows(stack: ExitStack, source_path: str) -> Iterator[Any]:
         handle, name)
 
 
-def parse(raw: Any, row: int) -> Row:
+def parse(raw: Any, row: int) -> GroupPropertyUpdate:
     """One raw row validated, or `InvalidInputError` naming the row and the field."""
     if isinstance(raw, GroupPropertyUpdate):
-        return Row.model_construct(row=row, update=raw, note=None)
+        return raw
     try:
-        return Row.model_construct(row=row, update=GroupPropertyUpdate.model_validate(raw),
-                                   note=None)
+        return GroupPropertyUpdate.model_validate(raw)
     except PydanticValidationError as exc:
         first = exc.errors(include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -184,8 +183,9 @@ def parse(raw: Any, row: int) -> Row:
                                 first["msg"].removeprefix("Value error, ")) from None
 
 
-def read_rows(updates: Any, source_path: str | None) -> Iterator[Row]:
-    """Stream the input rows, validated, from the parameter or from a file."""
+def read_rows(updates: Any, source_path: str | None
+              ) -> Iterator[tuple[int, GroupPropertyUpdate]]:
+    """Stream the input rows, validated and numbered from 1, from the parameter or a file."""
     if (updates is None) == (source_path is None):
         raise InvalidInputError("updates", "give exactly one of updates or source_path")
     with ExitStack() as stack:
@@ -199,7 +199,7 @@ def read_rows(updates: Any, source_path: str | None) -> Iterator[Row]:
         index = 0
         try:
             for index, raw in enumerate(source, start=1):
-                yield parse(raw, index)
+                yield index, parse(raw, index)
         except csv.Error as exc:
             raise InvalidInputError(f"row {index + 1}", f"is not valid CSV ({exc})") from None
 
@@ -211,6 +211,6 @@ def spill_input(store: BulkStore, updates: Any, source_path: str | None) -> Inpu
         InvalidInputError: Naming the row and the field of the first bad row, or the
             input itself (a missing column, an unreadable file, a missing extra).
     """
-    for row in read_rows(updates, source_path):
-        store.add(row)
+    for index, update in read_rows(updates, source_path):
+        store.add(index, update)
     return store.close_input()

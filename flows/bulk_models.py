@@ -51,25 +51,35 @@ class GroupPropertyUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> GroupPropertyUpdate:
+        # Runs for every input row: the common case (a few scalar values, nothing to
+        # remove) takes one pass over `set`.
         if not self.group_key.strip():
             raise ValueError("group_key is blank")
         for name, value in self.set.items():
-            if not _finite(value):
+            if not name:
+                raise ValueError("property names must not be empty")
+            if value is None:
+                raise ValueError(f"set.{name} is null; PostHog rejects null values, list the "
+                                 "name in unset to remove the property or in set_null to "
+                                 "store a null")
+            if type(value) not in _PLAIN and not _finite(value):
                 raise ValueError(f"set.{name} holds NaN or infinity, which JSON (and PostHog) "
                                  "cannot store")
-        nulls = [k for k, v in self.set.items() if v is None]
-        if nulls:
-            raise ValueError(f"set.{nulls[0]} is null; PostHog rejects null values, list the "
-                             "name in unset to remove the property or in set_null to store "
-                             "a null")
+        if self.unset or self.set_null:
+            self._check_names()
+        return self
+
+    def _check_names(self) -> None:
         for first, second in (("set", "unset"), ("set", "set_null"), ("unset", "set_null")):
             both = set(getattr(self, first)) & set(getattr(self, second))
             if both:
                 raise ValueError(f"property {sorted(both)[0]!r} is both in {first} and "
                                  f"{second}")
-        if any(not k for k in [*self.set, *self.unset, *self.set_null]):
+        if any(not k for k in [*self.unset, *self.set_null]):
             raise ValueError("property names must not be empty")
-        return self
+
+
+_PLAIN = (str, int, bool)  # values that are always finite
 
 
 def _finite(value: Any) -> bool:

@@ -121,7 +121,7 @@ def _route(w: Wanted, current: dict[str, Any] | None, type_names: dict[int, str]
 def _decide(w: Wanted, current: dict[str, Any] | None, type_names: dict[int, str],
             create_missing: bool, plan: Plan) -> tuple[Any, ...]:
     route, send, note = _route(w, current, type_names, create_missing)
-    text = json.dumps(send, separators=(",", ":")) if send is not None else None
+    text = json.dumps(send) if send is not None else None
     if route == "capture" and text and len(text) > EVENT_MAX_BYTES // 8 and (
             escaped_size(text) + 2 * len(w.key) > EVENT_MAX_BYTES):
         route, note = "api", (f"its $groupidentify event would be over {EVENT_MAX_BYTES // 1024}"

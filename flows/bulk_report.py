@@ -13,7 +13,12 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging import get_run_logger
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.flows.bulk_models import PROBLEMS, BulkUpdateReport, ItemOutcome
+from prefect_posthog.flows.bulk_models import (
+    PROBLEMS,
+    BulkUpdateReport,
+    ItemOutcome,
+    ItemStatus,
+)
 from prefect_posthog.flows.events import bulk_update_event, project_of
 from prefect_posthog.flows.report_rows import bulk_row
 from prefect_posthog.flows.reporting import artifact_key, cell, finish
@@ -42,6 +47,17 @@ class Collector:
             keep.append(outcome)
         else:
             self.report.items_truncated = True
+
+    def wants(self, status: ItemStatus) -> bool:
+        """Whether an outcome of this status is written or listed (else only counted)."""
+        keep = self.problems if status in PROBLEMS else self.others
+        return self.sink is not None or len(keep) < self.cap
+
+    def tally(self, status: ItemStatus) -> None:
+        """Count an outcome that is neither written nor listed."""
+        self.report.total += 1
+        setattr(self.report, status, getattr(self.report, status) + 1)
+        self.report.items_truncated = True
 
     def progress(self, done: bool = False) -> None:
         """The progress artifact, updated at most every few seconds."""

@@ -55,7 +55,7 @@ class InputSummary:
 
 
 def _upd(update: GroupPropertyUpdate) -> str:
-    return json.dumps([update.set, update.unset, update.set_null], separators=(",", ":"))
+    return json.dumps([update.set, update.unset, update.set_null])
 
 
 def _wanted(gti: int, key: str, upd: str) -> Wanted:
@@ -87,18 +87,27 @@ class BulkStore:
 
     # -- input ---------------------------------------------------------------------------
 
-    def add(self, row: Row) -> None:
-        u = row.update
+    def add(self, row: int, u: GroupPropertyUpdate) -> None:
         self.summary.rows += 1
         self.summary.max_writes += len(u.set) + len(u.unset) + len(u.set_null)
         self.summary.nulls += bool(u.set_null)
-        self._buffer.append((row.row, u.group_type_index, u.group_key, _upd(u)))
+        self._buffer.append((row, u.group_type_index, u.group_key, _upd(u)))
         if len(self._buffer) >= _FLUSH:
             self._flush()
 
     def _flush(self) -> None:
-        self.db.executemany("insert into rows values (?, ?, ?, ?)", self._buffer)
+        with self._transaction():
+            self.db.executemany("insert into rows values (?, ?, ?, ?)", self._buffer)
         self._buffer = []
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # One transaction per batch: in autocommit every row would be one of its own.
+        self.db.execute("begin")
+        try:
+            yield
+        finally:
+            self.db.execute("commit")
 
     def close_input(self) -> InputSummary:
         """Group the rows; refuse two rows giving one group's property different values.
@@ -116,9 +125,9 @@ class BulkStore:
         repeated = db.execute("select gti, key from groups where n > 1").fetchall()
         if repeated:
             db.execute("create index rows_by_group on rows (gti, key)")
-        merged = [(json.dumps(self._merge(gti, key), separators=(",", ":")), gti, key)
-                  for gti, key in repeated]
-        db.executemany("update groups set upd = ? where gti = ? and key = ?", merged)
+        merged = [(json.dumps(self._merge(gti, key)), gti, key) for gti, key in repeated]
+        with self._transaction():
+            db.executemany("update groups set upd = ? where gti = ? and key = ?", merged)
         self.summary.types = dict(db.execute("select gti, count(*) from groups group by gti"))
         return self.summary
 
@@ -150,33 +159,28 @@ class BulkStore:
 
     def rows(self, route: str | None = None, *, unseen: bool = False) -> Iterator[Row]:
         """Rows in input order: all, or those of groups on `route` (not yet seen)."""
-        sql = "select r.row, r.gti, r.key, r.upd, g.note from rows r"
-        args: tuple[Any, ...] = ()
-        if route is not None:
-            sql += " join groups g on g.gti = r.gti and g.key = r.key where g.route = ?"
-            args = (route,)
-            if unseen:
-                sql += " and g.seen = 0"
+        if route is None:
+            cursor = self.db.execute("select row, gti, key, upd, null from rows order by row")
+        elif self.count(route, unseen=unseen):
+            cursor = self.db.execute(
+                "select r.row, r.gti, r.key, r.upd, g.note from rows r join groups g on "
+                "g.gti = r.gti and g.key = r.key where g.route = ?"
+                + (" and g.seen = 0" if unseen else "") + " order by r.row", (route,))
         else:
-            sql = sql.replace(", g.note", ", null")
-        for row, gti, key, upd, note in self.db.execute(sql + " order by r.row", args):
+            return
+        for row, gti, key, upd, note in cursor:
             sets, unset, nulls = json.loads(upd)
             yield Row.model_construct(row=row, note=note, update=GroupPropertyUpdate.
                                       model_construct(group_type_index=gti, group_key=key,
                                                       set=sets, unset=unset, set_null=nulls))
 
-    def outcome_rows(self) -> Iterator[tuple[Row, sqlite3.Row]]:
-        """Every row with its group's plan, in input order."""
-        cursor = self.db.execute(
+    def outcome_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every row with its group's plan, in input order: (row, gti, key, upd, route,
+        send, before, created, seen, note)."""
+        return iter(self.db.execute(
             "select r.row, r.gti, r.key, r.upd, g.route, g.send, g.before, g.created, "
             "g.seen, g.note from rows r join groups g on g.gti = r.gti and g.key = r.key "
-            "order by r.row")
-        for row, gti, key, upd, *plan in cursor:
-            sets, unset, nulls = json.loads(upd)
-            yield Row.model_construct(row=row, note=plan[-1], update=GroupPropertyUpdate.
-                                      model_construct(group_type_index=gti, group_key=key,
-                                                      set=sets, unset=unset,
-                                                      set_null=nulls)), plan
+            "order by r.row"))
 
     def wanted(self, gti: int, after: str | None, upto: str | None,
                route: str | None = None) -> Iterator[Wanted]:
@@ -236,15 +240,18 @@ class BulkStore:
 
     def plan(self, decisions: Iterable[tuple[Any, ...]]) -> None:
         """Store (route, send, before, created, note, gti, key) for each group."""
-        self.db.executemany("update groups set route = ?, send = ?, before = ?, created = ?, "
-                            "note = ? where gti = ? and key = ?", decisions)
+        with self._transaction():
+            self.db.executemany("update groups set route = ?, send = ?, before = ?, "
+                                "created = ?, note = ? where gti = ? and key = ?", decisions)
 
     def reroute(self, groups: Iterable[tuple[int, str]], route: str, note: str) -> None:
-        self.db.executemany("update groups set route = ?, note = ? where gti = ? and key = ?",
-                            ((route, note, gti, key) for gti, key in groups))
+        with self._transaction():
+            self.db.executemany("update groups set route = ?, note = ? where gti = ? and "
+                                "key = ?", ((route, note, gti, key) for gti, key in groups))
 
     def mark_seen(self, groups: Iterable[tuple[int, str]]) -> None:
-        self.db.executemany("update groups set seen = 1 where gti = ? and key = ?", groups)
+        with self._transaction():
+            self.db.executemany("update groups set seen = 1 where gti = ? and key = ?", groups)
 
     def count(self, route: str, *, unseen: bool = False) -> int:
         sql = "select count(*) from groups where route = ?" + (" and seen = 0" if unseen

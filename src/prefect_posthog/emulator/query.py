@@ -149,6 +149,8 @@ class QuerySlots:
 
     def __init__(self) -> None:
         self.running: dict[int, int] = {}
+        self.peak = 0  # the most queries of one team that ran at once
+        self.throttled = 0  # queries answered 429 for want of a slot
 
     @asynccontextmanager
     async def slot(self, team: int, config: Config) -> AsyncIterator[None]:
@@ -164,10 +166,16 @@ class QuerySlots:
         wait, factor, longest = QUERY_RETRY_SECONDS
         while self.running.get(team, 0) >= config.query_concurrency:
             if loop.time() >= deadline:
+                self.throttled += 1
                 raise _too_many()
             await asyncio.sleep(min(wait, max(0.0, deadline - loop.time())))
             wait = min(wait * factor, longest)
         self.running[team] = self.running.get(team, 0) + 1
+        self.peak = max(self.peak, self.running[team])
+
+    def stats(self) -> dict[str, Any]:
+        return {"running": {str(t): n for t, n in self.running.items()}, "peak": self.peak,
+                "throttled": self.throttled}
 
 
 def _too_many() -> ApiError:
