@@ -5,7 +5,6 @@ in them."""
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -59,13 +58,15 @@ def stream_bounded(producers: Iterable[Callable[[], Iterable[T]]], workers: int,
                    buffer: int) -> Iterator[T]:
     """Items of every producer, run on at most `workers` threads, as they come.
 
-    At most `buffer` items wait for the consumer, so memory stays bounded however much
-    the producers hold in all; a producer's error stops the others and is raised here.
+    A producer makes its next item only while fewer than `buffer` items wait for the
+    consumer (the one being consumed included), so memory stays bounded however much the
+    producers hold in all; a producer's error stops the others and is raised here.
     """
     pending = list(producers)
     cursor = iter(range(len(pending)))
     lock = threading.Lock()
-    out: queue.Queue = queue.Queue(maxsize=max(1, buffer))
+    out: queue.Queue = queue.Queue()
+    room = threading.Semaphore(max(1, buffer))
     stop = threading.Event()
 
     def work() -> None:
@@ -75,13 +76,16 @@ def stream_bounded(producers: Iterable[Callable[[], Iterable[T]]], workers: int,
                     index = next(cursor, None)
                 if index is None:
                     return
-                for item in pending[index]():
-                    while not stop.is_set():
-                        try:
-                            out.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
+                items = iter(pending[index]())
+                while not stop.is_set():
+                    while not room.acquire(timeout=0.1):
+                        if stop.is_set():
+                            return
+                    item = next(items, _DONE)
+                    if item is _DONE:
+                        room.release()
+                        break
+                    out.put(item)
         except BaseException as exc:  # handed to the consumer
             stop.set()
             out.put(exc)
@@ -100,8 +104,9 @@ def stream_bounded(producers: Iterable[Callable[[], Iterable[T]]], workers: int,
                 raise item
             else:
                 yield item
+                del item
+                room.release()
     finally:
         stop.set()
-        while any(t.is_alive() for t in threads):
-            with contextlib.suppress(queue.Empty):
-                out.get(timeout=0.05)
+        for thread in threads:
+            thread.join()

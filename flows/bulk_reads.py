@@ -106,16 +106,16 @@ def _pages(posthog: PostHogClient, part: KeyRange, calls: list[int]) -> Iterator
 
 def read_pages(posthog: PostHogClient, ranges: list[KeyRange], budget: QueryBudget
                ) -> Iterator[Page]:
-    """Every page of `ranges`, at most 3 queries in flight, as they arrive (a few pages
-    buffered at most)."""
+    """Every page of `ranges`, at most 3 queries in flight, as they arrive."""
     calls: list[int] = []
 
     def reader(part: KeyRange) -> Callable[[], Iterator[Page]]:
         return lambda: _pages(posthog, part, calls)
 
     try:
+        # One page being joined while three are fetched: at most four pages in memory.
         yield from stream_bounded([reader(r) for r in ranges], QUERY_CONCURRENCY,
-                                  buffer=QUERY_CONCURRENCY)
+                                  buffer=QUERY_CONCURRENCY + 1)
     finally:
         budget.used += len(calls)
         budget.queries.append(len(calls))
