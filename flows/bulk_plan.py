@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
 
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import RateWindow, parse_rates
@@ -154,8 +155,14 @@ def plan_capture(credentials: PostHogCredentials, store: BulkStore, type_names: 
     group's route; return the writes the management API alone would need."""
     plan = Plan()
     before = budget.used
+    ranges = key_ranges(store)
+    needed = sum(r.pages for r in ranges)
+    if not budget.allows(2 * needed):  # planning, and at least as much to verify
+        get_run_logger().warning(
+            "Planning needs %d HogQL queries and verifying at least as many, over the key's "
+            "%d an hour: the client waits for the budget between them", needed, budget.limit)
     with credentials.get_client(project_id) as posthog:
-        for page in read_pages(posthog, key_ranges(store), budget):
+        for page in read_pages(posthog, ranges, budget):
             store.plan(_join(store, page, type_names, create_missing, plan))
     plan.reads = budget.used - before
     return plan
