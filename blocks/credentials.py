@@ -66,7 +66,7 @@ class PostHogCredentials(CredentialsBlock):
 
         @flow
         def company_keys() -> list[str]:
-            credentials = PostHogCredentials.load("my-posthog")
+            credentials = PostHogCredentials.load("BLOCK_NAME")
             with credentials.get_client() as posthog:
                 return [g.group_key for g in posthog.list_groups(group_type_index=0).results]
 
