@@ -216,25 +216,28 @@ class CapturePath:
                         note=why)
 
     def _send(self, token: str, type_names: dict[int, str]) -> None:
+        refused: list[tuple[int, str]] = []
+        reasons: list[str] = []
         batch: list[Item] = []
         sent = 0
         for item in self.store.to_send():
             batch.append(item)
             if len(batch) >= SEND_PER_TASK:
-                sent += self._send_batch(token, type_names, batch, sent)
-                batch = []
+                self._send_batch(token, type_names, batch, sent, refused, reasons)
+                sent, batch = sent + len(batch), []
         if batch:
-            self._send_batch(token, type_names, batch, sent)
+            self._send_batch(token, type_names, batch, sent, refused, reasons)
+        if refused:  # rerouted once the store's cursor is done with the groups
+            self.store.reroute(refused, "resend", f"capture refused the request ({reasons[0]}); "
+                               "written through the management API")
 
     def _send_batch(self, token: str, type_names: dict[int, str], batch: list[Item],
-                    first: int) -> int:
-        events, refused, reason = send_group_identify(self.credentials, token, type_names,
-                                                      quote(batch), first=first)
+                    first: int, refused: list[tuple[int, str]], reasons: list[str]) -> None:
+        events, lost, reason = send_group_identify(self.credentials, token, type_names,
+                                                   quote(batch), first=first)
         self.collector.report.events += events
-        if refused:
-            self.store.reroute(refused, "resend", f"capture refused the request ({reason}); "
-                               "written through the management API")
-        return len(batch)
+        refused += lost
+        reasons += [reason] if reason else []
 
     def _record(self) -> None:
         """Outcomes of the rows whose group needs no management API call; an outcome the
