@@ -26,7 +26,7 @@ from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import InvalidInputError, PostHogError, group_identify_event
 from prefect_posthog.flows.bulk_api import ApiPath
 from prefect_posthog.flows.bulk_diff import NEW_GROUP, describe_set, visible
-from prefect_posthog.flows.bulk_models import ItemOutcome, ItemPath, ItemStatus
+from prefect_posthog.flows.bulk_models import ItemOutcome, ItemPath, ItemStatus, Route
 from prefect_posthog.flows.bulk_plan import Plan, plan_capture
 from prefect_posthog.flows.bulk_pool import run_bounded
 from prefect_posthog.flows.bulk_reads import (
@@ -144,7 +144,7 @@ def verify_captured(credentials: PostHogCredentials, store: BulkStore, timeout_s
                 hits = _check(store, page.gti, page.after, page.upto, dict(page.rows))
                 store.mark_seen(hits)
                 seen += len(hits)
-            left = store.count("capture", unseen=True)
+            left = store.count(Route.CAPTURE, unseen=True)
             logger.info("Verification: %d groups show their values, %d still pending", seen,
                         left)
             if not left or time.monotonic() >= deadline:
@@ -194,7 +194,7 @@ class CapturePath:
         if not self.dry_run:
             with timed(report, "sending"):
                 self._send(token, type_names)
-            if self.store.count("capture"):
+            if self.store.count(Route.CAPTURE):
                 with timed(report, "verification"):
                     before = self.budget.used
                     stopped = verify_captured(self.credentials, quote(self.store),
@@ -204,15 +204,15 @@ class CapturePath:
         with timed(report, "report"):
             self._record()
         with timed(report, "api"):
-            api.run(self.store.rows("api"), ItemPath.API)
-            api.run(self.store.rows("resend"), ItemPath.API_AFTER_CAPTURE)
-            late = self.store.count("capture", unseen=True) if not self.dry_run else 0
+            api.run(self.store.rows(Route.API), ItemPath.API)
+            api.run(self.store.rows(Route.RESEND), ItemPath.API_AFTER_CAPTURE)
+            late = self.store.count(Route.CAPTURE, unseen=True) if not self.dry_run else 0
             if late:
                 why = stopped or (f"not visible {self.verify_timeout_seconds:.0f}s after "
                                   "capture (dropped or slow ingestion); written through the "
                                   "management API")
                 get_run_logger().warning("%d groups not verified (%s)", late, why)
-                api.run(self.store.rows("capture", unseen=True), ItemPath.API_AFTER_CAPTURE,
+                api.run(self.store.rows(Route.CAPTURE, unseen=True), ItemPath.API_AFTER_CAPTURE,
                         note=why)
 
     def _send(self, token: str, type_names: dict[int, str]) -> None:
@@ -228,8 +228,8 @@ class CapturePath:
         if batch:
             self._send_batch(token, type_names, batch, sent, refused, reasons)
         if refused:  # rerouted once the store's cursor is done with the groups
-            self.store.reroute(refused, "resend", f"capture refused the request ({reasons[0]}); "
-                               "written through the management API")
+            self.store.reroute(refused, Route.RESEND, f"capture refused the request "
+                               f"({reasons[0]}); written through the management API")
 
     def _send_batch(self, token: str, type_names: dict[int, str], batch: list[Item],
                     first: int, refused: list[tuple[int, str]], reasons: list[str]) -> None:
@@ -243,14 +243,14 @@ class CapturePath:
         """Outcomes of the rows whose group needs no management API call; an outcome the
         report will neither list nor write to its file is only counted."""
         collector = self.collector
-        for row, gti, key, upd, route, send, before, created, seen, note in (
+        for row, gti, key, upd, route, send, before, created, seen, note, n in (
                 self.store.outcome_rows()):
-            if route == "capture" and not (seen or self.dry_run):
+            if route == Route.CAPTURE and not (seen or self.dry_run):
                 continue  # not verified: the management API path writes it
             status, path, reason = _RECORDED.get(route, (None, None, None))
-            if route == "capture":
-                sent = json.loads(send)
-                changed = bool(created) or _changes_anything(upd, sent)
+            if route == Route.CAPTURE:
+                # A group's only row changes what was sent: no need to parse either.
+                changed = n == 1 or bool(created) or _changes_anything(upd, json.loads(send))
                 status = (ItemStatus.UNCHANGED if not changed else ItemStatus.PLANNED
                           if self.dry_run else ItemStatus.APPLIED)
                 path = ItemPath.CAPTURE if changed else None
@@ -269,8 +269,8 @@ class CapturePath:
 
 # What a route means for its rows' outcomes: (status, write path, reason).
 _RECORDED = {
-    "skipped": (ItemStatus.SKIPPED, None, "group does not exist (create_missing is off)"),
-    "unchanged": (ItemStatus.UNCHANGED, None, None),
-    "failed": (ItemStatus.FAILED, None, None),
-    "capture": (None, None, None),
+    Route.SKIPPED: (ItemStatus.SKIPPED, None, "group does not exist (create_missing is off)"),
+    Route.UNCHANGED: (ItemStatus.UNCHANGED, None, None),
+    Route.FAILED: (ItemStatus.FAILED, None, None),
+    Route.CAPTURE: (None, None, None),
 }

@@ -34,6 +34,17 @@ class ItemPath(StrEnum):
 WritePath = Literal["auto", "api", "capture"]
 
 
+class Route(StrEnum):
+    """Where planning sends a group on the capture path (stored in the run's store)."""
+
+    SKIPPED = "skipped"  # missing, and create_missing is off
+    UNCHANGED = "unchanged"  # holds every wanted value already
+    FAILED = "failed"  # no write path can do what it asks
+    CAPTURE = "capture"  # sent as a $groupidentify event, then read back
+    API = "api"  # written through the management API (the note says why)
+    RESEND = "resend"  # capture refused its request: written through the management API
+
+
 class GroupPropertyUpdate(BaseModel):
     """The desired properties of one group: what to set, to null and to remove."""
 

@@ -35,7 +35,7 @@ from prefect.logging import get_run_logger
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import RateWindow, parse_rates
 from prefect_posthog.flows.bulk_diff import differing, same_value, utf16_length
-from prefect_posthog.flows.bulk_models import WritePath
+from prefect_posthog.flows.bulk_models import Route, WritePath
 from prefect_posthog.flows.bulk_reads import Page, QueryBudget, key_ranges, read_pages
 from prefect_posthog.flows.bulk_store import BulkStore, Wanted
 
@@ -89,50 +89,51 @@ class Plan:
 
 
 def _route(w: Wanted, current: dict[str, Any] | None, type_names: dict[int, str],
-           create_missing: bool) -> tuple[str, dict[str, Any] | None, str | None]:
+           create_missing: bool) -> tuple[Route, dict[str, Any] | None, str | None]:
     """(route, what to send, note) for one group."""
     state = current or {}
     if current is None and not create_missing:
-        return "skipped", None, None
+        return Route.SKIPPED, None, None
     removes = [k for k in w.unset if k in state]
     nulls = [k for k in w.set_null if not same_value(state, k, None)]
     send = {**differing(current, w.set), **dict.fromkeys(nulls)}
     if removes and nulls:
-        return "failed", None, BOTH
+        return Route.FAILED, None, BOTH
     name = type_names.get(w.gti)
     if removes:
-        return "api", send, None  # capture cannot remove a property
+        return Route.API, send, None  # capture cannot remove a property
     if not send and current is not None:
-        return "unchanged", None, None
+        return Route.UNCHANGED, None, None
     if name is None:
-        return "api", send, (f"group type index {w.gti} has no name in this project, and "
+        return Route.API, send, (f"group type index {w.gti} has no name in this project, and "
                              "capture names a type (a new name would create a type, or be "
                              "ignored as a sixth); written through the management API")
     if len(name) > GROUP_TYPE_MAX:
-        return "api", send, (f"the group type name is over {GROUP_TYPE_MAX} characters, "
+        return Route.API, send, (f"the group type name is over {GROUP_TYPE_MAX} characters, "
                              "which PostHog cannot store; written through the management API")
     if utf16_length(w.key) > GROUP_KEY_MAX:
-        return "api", send, (f"the key is {utf16_length(w.key)} UTF-16 code units long; "
+        return Route.API, send, (f"the key is {utf16_length(w.key)} UTF-16 code units long; "
                              f"PostHog's ingestion drops a $group_key over {GROUP_KEY_MAX} "
                              "(group_key_too_long), so it was written through the "
                              "management API")
-    return "capture", send, None
+    return Route.CAPTURE, send, None
 
 
 def _decide(w: Wanted, current: dict[str, Any] | None, type_names: dict[int, str],
             create_missing: bool, plan: Plan) -> tuple[Any, ...]:
     route, send, note = _route(w, current, type_names, create_missing)
     text = json.dumps(send) if send is not None else None
-    if route == "capture" and text and len(text) > EVENT_MAX_BYTES // 8 and (
+    if route == Route.CAPTURE and text and len(text) > EVENT_MAX_BYTES // 8 and (
             escaped_size(text) + 2 * len(w.key) > EVENT_MAX_BYTES):
-        route, note = "api", (f"its $groupidentify event would be over {EVENT_MAX_BYTES // 1024}"
-                              " KiB, more than capture takes (PostHog's SDK drops it, Kafka "
-                              "refuses it); written through the management API")
-    if route in ("capture", "api") and send is not None:
+        route, note = Route.API, (f"its $groupidentify event would be over "
+                                  f"{EVENT_MAX_BYTES // 1024} KiB, more than capture takes "
+                                  "(PostHog's SDK drops it, Kafka refuses it); written "
+                                  "through the management API")
+    if route in (Route.CAPTURE, Route.API) and send is not None:
         removes = [k for k in w.unset if k in (current or {})]
         plan.writes_needed += len(send) + len(removes) + (current is None)
         plan.needs_capture += any(v is None for v in send.values())
-        plan.to_send += route == "capture"
+        plan.to_send += route == Route.CAPTURE
     before = None
     if send and current:
         before = json.dumps({k: current[k] for k in send if k in current})

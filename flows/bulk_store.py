@@ -22,6 +22,8 @@ from typing import Any
 from prefect_posthog.client import InvalidInputError
 from prefect_posthog.flows.bulk_models import GroupPropertyUpdate, Row
 
+# `route` holds a `bulk_models.Route`; `send` the JSON of what capture sends; `before` the
+# sent properties' old values (for the report); `seen` whether reading back showed them.
 _SCHEMA = """
 create table rows (row integer primary key, gti integer not null, key text not null,
                    upd text not null);
@@ -176,10 +178,10 @@ class BulkStore:
 
     def outcome_rows(self) -> Iterator[tuple[Any, ...]]:
         """Every row with its group's plan, in input order: (row, gti, key, upd, route,
-        send, before, created, seen, note)."""
+        send, before, created, seen, note, rows of the group)."""
         return iter(self.db.execute(
             "select r.row, r.gti, r.key, r.upd, g.route, g.send, g.before, g.created, "
-            "g.seen, g.note from rows r join groups g on g.gti = r.gti and g.key = r.key "
+            "g.seen, g.note, g.n from rows r join groups g on g.gti = r.gti and g.key = r.key "
             "order by r.row"))
 
     def wanted(self, gti: int, after: str | None, upto: str | None,

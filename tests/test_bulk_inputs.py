@@ -69,11 +69,15 @@ def test_dataframes_and_arrow_tables_are_read_with_the_csv_convention(credential
     assert groups(emulator) == EXPECTED
 
 
-def test_a_pipeline_passes_a_polars_frame_to_the_bulk_flow_as_a_subflow(
-        credentials, emulator, companies) -> None:
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda: pl.DataFrame(ROWS), "polars.DataFrame"),
+    (lambda: pd.DataFrame(ROWS).astype({"seats": "Int64"}), "pandas.DataFrame"),
+], ids=["polars", "pandas"])
+def test_a_pipeline_passes_a_dataframe_to_the_bulk_flow_as_a_subflow(
+        credentials, emulator, companies, make, kind) -> None:
     @flow
     def pipeline() -> int:
-        frame = pl.DataFrame(ROWS)
+        frame = make()
         return bulk_update_group_properties(credentials, updates=frame).applied
 
     assert pipeline() == 2 and groups(emulator) == EXPECTED
@@ -87,8 +91,7 @@ def test_a_pipeline_passes_a_polars_frame_to_the_bulk_flow_as_a_subflow(
         return run.parameters
 
     # The run stores a short description, never the frame's rows.
-    assert asyncio.run(stored_parameters())["updates"].startswith(
-        "<polars.DataFrame of 4 rows")
+    assert asyncio.run(stored_parameters())["updates"].startswith(f"<{kind} of 4 rows")
 
 
 def test_set_null_is_written_through_capture_and_refused_by_the_api(credentials, emulator,
@@ -142,6 +145,12 @@ def nested() -> pa.Table:
      "row 2: group_type_index", "less than or equal to 4"),
     (pa.table({"group_type_index": [0, 0], "group_key": ["c0", None]}), "row 2: group_key",
      "is empty"),
+    # A key that is falsy once stringified gives no group in PostHog's ingestion
+    # (`groups.ts` extractGroupIdentify): refused, naming the row.
+    (pl.DataFrame({"group_type_index": [0, 0], "group_key": ["c0", ""]}), "row 2: group_key",
+     "at least 1 character"),
+    (pd.DataFrame({"group_type_index": [0, 0], "group_key": ["c0", "  "]}), "row 2",
+     "group_key is blank"),
 ])
 def test_bad_frames_are_refused_before_any_write(credentials, emulator, companies, updates,
                                                  field, text) -> None:

@@ -38,27 +38,32 @@ def test_what_ingestion_would_drop_goes_through_the_api_with_a_reason(credential
     emulator.configure(ingestion_lag=0.2)
     emoji_key = "🙂" * 300  # 300 characters, 600 UTF-16 code units: over ingestion's 400
     big = "x" * (950 * 1024)  # an event over the 900 KiB capture cap
-    emulator.seed({"groups": [{"group_type_index": gti, "group_key": key,
+    long_type = "t" * 401  # PostHog's group_type column holds at most 400 characters
+    emulator.seed({"group_types": [{"group_type_index": 3, "name": long_type}],
+                   "groups": [{"group_type_index": gti, "group_key": key,
                                "group_properties": {"plan": "free"}}
                               for gti, key in ((0, emoji_key), (0, "big"), (0, "plain"),
-                                               (0, "same"))]})
+                                               (0, "same"), (3, "long-type"))]})
     rows = [GroupPropertyUpdate(group_type_index=0, group_key=emoji_key, set={"plan": "pro"}),
             GroupPropertyUpdate(group_type_index=0, group_key="big", set={"bio": big}),
             GroupPropertyUpdate(group_type_index=0, group_key="plain", set={"plan": "pro"}),
             GroupPropertyUpdate(group_type_index=0, group_key="same", set={"plan": "free"}),
+            GroupPropertyUpdate(group_type_index=3, group_key="long-type", set={"plan": "pro"}),
             GroupPropertyUpdate(group_type_index=0, group_key="ghost", set={}),
             GroupPropertyUpdate(group_type_index=4, group_key="untyped", set={"plan": "pro"})]
     report = bulk_update_group_properties(credentials, updates=rows, write_path="capture",
                                           verify_timeout_seconds=30)
     by_key = {o.group_key: o for o in report.items}
-    assert (report.applied, report.failed, report.events) == (3, 0, 1)
+    assert (report.applied, report.failed, report.events) == (4, 0, 1)
     assert by_key["plain"].write_path == "capture"
-    for key, text in ((emoji_key, "group_key_too_long"), ("big", "900 KiB")):
+    for key, text in ((emoji_key, "group_key_too_long"), ("big", "900 KiB"),
+                      ("long-type", "over 400 characters")):
         assert (by_key[key].status, by_key[key].write_path) == ("applied", "api"), key
         assert text in by_key[key].reason, by_key[key].reason
     assert by_key["same"].status == "unchanged"  # an empty $group_set is never sent
     assert {by_key[k].status for k in ("ghost", "untyped")} == {"skipped"}
     assert groups(emulator)[emoji_key] == {"plan": "pro"} and groups(emulator)["big"]["bio"]
+    assert groups(emulator, 3)["long-type"] == {"plan": "pro"}
     assert not emulator.admin("GET", "ingestion")["dropped_reasons"]  # nothing lost
     # A missing group with nothing to set is created by `{}` only with create_missing; a
     # group both removing and nulling cannot be written in one run; a type the project has
@@ -66,7 +71,7 @@ def test_what_ingestion_would_drop_goes_through_the_api_with_a_reason(credential
     both = GroupPropertyUpdate(group_type_index=0, group_key="same", unset=["plan"],
                                set_null=["seats"])
     with pytest.raises(JobFailedError, match="1 of 3 items failed"):
-        bulk_update_group_properties(credentials, updates=[*rows[4:], both],
+        bulk_update_group_properties(credentials, updates=[*rows[5:], both],
                                      create_missing=True, write_path="capture",
                                      verify_timeout_seconds=30,
                                      report_path=str(tmp_path / "outcomes.jsonl"))
