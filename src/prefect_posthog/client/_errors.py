@@ -273,35 +273,43 @@ def error_from_response(
         The most specific `PostHogAPIError` subclass for the response.
     """
     fields: dict[str, Any] = {"method": method, "path": redact(path) or ""}
-    adhoc = False
+    adhoc = _keep_body_fields(body, redact, fields)
+    cls = _error_class(status_code, fields, adhoc=adhoc)
+    err = cls(status_code, **fields)
+    if isinstance(err, RateLimitedError):
+        err.retry_after = retry_after
+    return err
+
+
+def _keep_body_fields(body: Any, redact: Callable[[str | None], str | None],
+                      fields: dict[str, Any]) -> bool:
+    """Copy the allow-listed, redacted fields of ``body``; True for an ad-hoc ``error`` body."""
     if isinstance(body, dict):
         if "error" in body and "type" not in body:
-            adhoc = True
             fields["detail"] = keep_field(body["error"], redact, MAX_FIELD)
-        else:
-            for name in ("type", "code", "detail", "attr"):
-                limit = MAX_FIELD if name == "detail" else SHORT_FIELD
-                fields[name] = keep_field(body.get(name), redact, limit)
+            return True
+        for name in ("type", "code", "detail", "attr"):
+            limit = MAX_FIELD if name == "detail" else SHORT_FIELD
+            fields[name] = keep_field(body.get(name), redact, limit)
     elif isinstance(body, str) and body.strip():
         fields["detail"] = keep_field(body.strip(), redact, MAX_FIELD)
+    return False
 
-    if fields.get("type") == "capture_http_error" or fields.get("type") == "capture_error":
-        return CaptureFailedError(status_code, **fields)
+
+def _error_class(status_code: int, fields: dict[str, Any], *, adhoc: bool
+                 ) -> type[PostHogAPIError]:
+    """The most specific error class for a status and the body's kept fields."""
+    if fields.get("type") in ("capture_http_error", "capture_error"):
+        return CaptureFailedError
     if status_code == 401:
-        return AuthenticationError(status_code, **fields)
+        return AuthenticationError
     if status_code == 403:
-        cls = FeatureNotAvailableError if adhoc else PermissionDeniedError
-        return cls(status_code, **fields)
+        return FeatureNotAvailableError if adhoc else PermissionDeniedError
     if status_code == 404:
-        if fields.get("detail") == "Project not found.":
-            return ProjectNotFoundError(status_code, **fields)
-        return NotFoundError(status_code, **fields)
+        return ProjectNotFoundError if fields.get("detail") == "Project not found." \
+            else NotFoundError
     if status_code == 429:
-        err = RateLimitedError(status_code, **fields)
-        err.retry_after = retry_after
-        return err
+        return RateLimitedError
     if status_code == 408 or status_code >= 500:
-        return ServerError(status_code, **fields)
-    if adhoc:
-        return PreconditionFailedError(status_code, **fields)
-    return ValidationError(status_code, **fields)
+        return ServerError
+    return PreconditionFailedError if adhoc else ValidationError
