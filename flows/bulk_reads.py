@@ -40,10 +40,11 @@ class KeyRange:
     start: str | None
     end: str
     groups: int  # stored groups it holds: the fewest pages it can take
+    page_rows: int = QUERY_MAX_ROWS  # rows a query asks for (PostHog's cap by default)
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.groups / QUERY_MAX_ROWS))
+        return max(1, math.ceil(self.groups / self.page_rows))
 
 
 @dataclass
@@ -71,22 +72,24 @@ class QueryBudget:
         return self.used + queries <= self.limit
 
 
-def key_ranges(store: BulkStore, *, pending: bool = False) -> list[KeyRange]:
-    """The ranges to read: per group type, at most 3, each a whole number of pages of the
-    (pending) groups it holds, bounded by input keys so nothing beyond them is read."""
+def key_ranges(store: BulkStore, *, pending: bool = False,
+               page_rows: int = QUERY_MAX_ROWS) -> list[KeyRange]:
+    """The ranges to read: per group type, at most 3, each a whole number of pages of
+    `page_rows` (pending) groups, bounded by input keys so nothing beyond them is read."""
     ranges: list[KeyRange] = []
     for gti in store.types(pending=pending):
         first = store.first_key(gti, pending=pending)
         if first is None:
             continue
         count = store.count_of(gti, pending=pending)
-        pages = math.ceil(count / QUERY_MAX_ROWS)
-        per = math.ceil(pages / min(QUERY_CONCURRENCY, pages)) * QUERY_MAX_ROWS
+        pages = math.ceil(count / page_rows)
+        per = math.ceil(pages / min(QUERY_CONCURRENCY, pages)) * page_rows
         bounds = store.split_keys(gti, per, pending=pending)
         after = None
         for index, end in enumerate(bounds):
             held = min(per, count - index * per)
-            ranges.append(KeyRange(gti, after, first if after is None else None, end, held))
+            ranges.append(KeyRange(gti, after, first if after is None else None, end, held,
+                                   page_rows))
             after = end
     return ranges
 
@@ -94,10 +97,11 @@ def key_ranges(store: BulkStore, *, pending: bool = False) -> list[KeyRange]:
 def _pages(posthog: PostHogClient, part: KeyRange, calls: list[int]) -> Iterator[Page]:
     after, start = part.after, part.start
     while True:
-        rows = posthog.query_groups(part.gti, after=after, start=start, end=part.end)
+        rows = posthog.query_groups(part.gti, after=after, start=start, end=part.end,
+                                    limit=part.page_rows)
         calls.append(1)
         last = rows[-1][0] if rows else part.end
-        done = len(rows) < QUERY_MAX_ROWS or last >= part.end
+        done = len(rows) < part.page_rows or last >= part.end
         yield Page(part.gti, after, part.end if done else last, rows)
         if done:
             return

@@ -5,6 +5,7 @@ while it runs; and the summary, table and event at the end."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +37,7 @@ class Collector:
         self.others: list[ItemOutcome] = []
         self._progress: Any = None
         self._shown_at = 0.0
+        self._tallied: Counter[ItemStatus] = Counter()
 
     def add(self, outcome: ItemOutcome) -> None:
         self.report.count(outcome)
@@ -54,13 +56,21 @@ class Collector:
         return self.sink is not None or len(keep) < self.cap
 
     def tally(self, status: ItemStatus) -> None:
-        """Count an outcome that is neither written nor listed."""
-        self.report.total += 1
-        setattr(self.report, status, getattr(self.report, status) + 1)
-        self.report.items_truncated = True
+        """Count an outcome that is neither written nor listed (added to the report's
+        counters in bulk: a million of them are a million plain increments)."""
+        self._tallied[status] += 1
+
+    def _add_tallies(self) -> None:
+        if self._tallied:
+            for status, count in self._tallied.items():
+                self.report.total += count
+                setattr(self.report, status, getattr(self.report, status) + count)
+            self.report.items_truncated = True
+            self._tallied.clear()
 
     def progress(self, done: bool = False) -> None:
         """The progress artifact, updated at most every few seconds."""
+        self._add_tallies()
         now = time.monotonic()
         if not done and now - self._shown_at < _PROGRESS_EVERY and self._progress:
             return
@@ -75,6 +85,7 @@ class Collector:
             update_progress_artifact(self._progress, value, description=text)
 
     def items(self) -> list[ItemOutcome]:
+        self._add_tallies()
         problems, others = self.problems, self.others
         return sorted(problems + others[: max(0, self.cap - len(problems))],
                       key=lambda o: o.row)

@@ -98,7 +98,10 @@ def bulk_update_group_properties(
     written. Then the current state is read with the fewest calls and only changed
     properties are written: through the management API (one call per property, batch by
     batch, one Prefect task per batch, never one per item) or, at scale, as
-    `$groupidentify` events through capture, each read back before it counts. Every item
+    `$groupidentify` events through capture, each read back before it counts; what
+    PostHog's ingestion would drop (a key over 400 UTF-16 code units, an event over
+    900 KiB, a group type without a name or with one over 400 characters) goes through the
+    management API instead, with the reason in its outcome. Every item
     ends `applied`, `unchanged`, `skipped` (the group does not exist) or `failed` with a
     reason; failures do not stop the rest, and the flow fails at the end, after
     publishing its report, if any item failed. Re-running the same input writes nothing
