@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime
 from typing import Any, Literal
@@ -11,91 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefect_posthog.client import InvalidInputError, SharingResource
 
-ItemStatus = Literal["applied", "unchanged", "skipped", "failed", "planned"]
-
-
-class GroupPropertyUpdate(BaseModel):
-    """The desired properties of one group: what to set and what to remove."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    group_type_index: int = Field(ge=0, le=4, description="Group type index (0-4).")
-    group_key: str = Field(min_length=1, max_length=400, description="The group's key.")
-    set: dict[str, Any] = Field(default_factory=dict,
-                                description="Properties to set (values must not be null).")
-    unset: list[str] = Field(default_factory=list, description="Property names to remove.")
-
-    @model_validator(mode="after")
-    def _check(self) -> GroupPropertyUpdate:
-        if not self.group_key.strip():
-            raise ValueError("group_key is blank")
-        for name, value in self.set.items():
-            if not _finite(value):
-                raise ValueError(f"set.{name} holds NaN or infinity, which JSON (and PostHog) "
-                                 "cannot store")
-        nulls = [k for k, v in self.set.items() if v is None]
-        if nulls:
-            raise ValueError(f"set.{nulls[0]} is null; PostHog rejects null values, list the "
-                             "name in unset to remove the property")
-        both = set(self.set) & set(self.unset)
-        if both:
-            raise ValueError(f"property {sorted(both)[0]!r} is both in set and unset")
-        if any(not k for k in [*self.set, *self.unset]):
-            raise ValueError("property names must not be empty")
-        return self
-
-
-def _finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return True
-
-
-class ItemOutcome(BaseModel):
-    """What happened to one input row."""
-
-    row: int = Field(description="1-based position in the input.")
-    group_type_index: int
-    group_key: str
-    status: ItemStatus
-    changes: list[str] = Field(
-        default_factory=list,
-        description='Each change as `name: old → new` (values as JSON, cut at 40 characters; '
-                    '`(none)` when absent, `(removed)` for an unset), and `(new group)`.')
-    reason: str | None = None
-    write_path: str | None = Field(
-        None, description="api, capture, or api-after-capture (not visible in time).")
-
-
-class BulkUpdateReport(BaseModel):
-    """Outcome of a bulk group property update."""
-
-    dry_run: bool
-    total: int = 0
-    applied: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    failed: int = 0
-    planned: int = 0
-    reads: int = Field(0, description="Read calls made to plan.")
-    writes: int = Field(0, description="Management API write calls made.")
-    events: int = Field(0, description="$groupidentify events sent through capture.")
-    items: list[ItemOutcome] = Field(
-        default_factory=list,
-        description="Item outcomes: every item, or failed and skipped first up to "
-                    "max_report_items.")
-    items_truncated: bool = False
-    report_path: str | None = None
-    write_path: str = Field("api", description="The path chosen: api or capture.")
-
-    def count(self, outcome: ItemOutcome) -> None:
-        self.total += 1
-        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
-
+# The bulk job's models live in their own module; re-exported here for existing imports.
+from prefect_posthog.flows.bulk_models import (  # noqa: F401
+    BulkUpdateReport,
+    GroupPropertyUpdate,
+    ItemOutcome,
+    ItemStatus,
+)
 
 _BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 

@@ -57,3 +57,46 @@ def credentials(emulator: Emulator) -> PostHogCredentials:
 def client(credentials: PostHogCredentials):
     with credentials.get_client(sleep=lambda _s: None) as posthog:  # retries need not wait
         yield posthog
+
+
+class LoopbackS3:
+    """moto's standalone S3 server on a free loopback port, and the environment that
+    points botocore (and so s3fs) at it, as a deployment's worker would have it."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        # Explicit credentials and no instance metadata: botocore never looks further.
+        self.env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": self.url,
+                    "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def put(self, path: str, data: bytes) -> str:
+        """Store `data` at `bucket/key` (the bucket is created); return its s3:// URL."""
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        bucket, key = path.split("/", 1)
+        s3.create_bucket(Bucket=bucket)  # answers 200 when it exists already
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        return f"s3://{path}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[LoopbackS3]:
+    server = LoopbackS3()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: LoopbackS3, monkeypatch: pytest.MonkeyPatch) -> LoopbackS3:
+    """The loopback S3, with this process's environment pointing at it."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server

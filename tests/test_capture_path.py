@@ -13,7 +13,7 @@ import httpx
 import pytest
 from posthog import Posthog
 
-from prefect_posthog.flows import GroupPropertyUpdate, bulk_update_group_properties, capture_path
+from prefect_posthog.flows import GroupPropertyUpdate, bulk_capture, bulk_update_group_properties
 from tests.conftest import ADMIN_KEY
 
 TOKEN = "phc_emulator_project_token"
@@ -191,7 +191,7 @@ def test_resume_after_a_crash_mid_verification(credentials, emulator, companies,
     def crash(*args, **kwargs):
         raise RuntimeError("worker lost during verification")
 
-    monkeypatch.setattr(capture_path, "verify_captured", crash)
+    monkeypatch.setattr(bulk_capture, "verify_captured", crash)
     with pytest.raises(RuntimeError, match="worker lost"):
         bulk_update_group_properties(credentials, updates=rows(100), write_path="capture")
     monkeypatch.undo()

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, s3_server):
     local = LocalStack(tmp_path_factory.mktemp("prefect-home"), port=0, emulator_port=0)
+    local.env.update(s3_server.env)  # the worker's runs find the loopback S3 as AWS's own
     local.up()
     yield local
     started = list(local.processes)
@@ -106,6 +107,26 @@ def test_bulk_update_deployment(stack) -> None:
     assert state["type"] == "COMPLETED", state
     groups = emulator(stack, "state")["groups"]
     assert groups['[1, 0, "company-00001"]']["group_properties"]["plan"] == "e2e-plan"
+
+
+def test_bulk_update_deployment_reads_parquet_from_s3(stack, s3_server) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = io.BytesIO()
+    pq.write_table(pa.table({"group_type_index": [0, 0],
+                             "group_key": ["company-00004", "company-00005"],
+                             "plan": ["from-s3", None], "seats": [None, 77]}), data)
+    url = s3_server.put("bucket/groups.parquet", data.getvalue())
+    # As the UI's Run form sends it: a bucket path, no rows.
+    state = trigger(stack, "posthog-bulk-update-group-properties",
+                    {"source_path": url, "dry_run": False})
+    assert state["type"] == "COMPLETED", state
+    groups = emulator(stack, "state")["groups"]
+    assert groups['[1, 0, "company-00004"]']["group_properties"]["plan"] == "from-s3"
+    assert groups['[1, 0, "company-00005"]']["group_properties"]["seats"] == 77
 
 
 def test_rotation_deployment_with_its_default_parameters(stack) -> None:

@@ -43,10 +43,11 @@ from prefect_posthog import tasks as posthog_tasks
 from prefect_posthog.client import SECRETS
 from prefect_posthog.emulator import Emulator
 from prefect_posthog.emulator.seed import demo_spec
+from prefect_posthog.flows import bulk_update_group_properties
 from tests.conftest import ADMIN_KEY
 
 DOCUMENTED: list[Any] = [*(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),
-                         PostHogCredentials]
+                         PostHogCredentials, bulk_update_group_properties]
 """Objects whose docstring examples must run."""
 
 _EXAMPLE_SECTION = re.compile(r"^Examples?:\s*$", re.M)

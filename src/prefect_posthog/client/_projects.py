@@ -21,13 +21,15 @@ class ProjectsClient(APIClient):
 
     def query_groups(
         self, group_type_index: int, *, after: str | None = None,
-        limit: int = QUERY_MAX_ROWS,
+        limit: int = QUERY_MAX_ROWS, start: str | None = None, end: str | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """POST ``query/`` (HogQL): up to ``limit`` groups of a type as ``(key, properties)``,
-        ordered by key, after ``after``.
+        ordered by key, after ``after`` (and from ``start`` up to ``end``, both included).
 
         One call reads up to 50,000 groups, where the groups list reads 100; HogQL has its
-        own budget (120 calls an hour per key), which the client keeps separately.
+        own budget (120 calls an hour per key), which the client keeps separately. Pages
+        are keyset pages (``key > {after}``): PostHog refuses OFFSET in personal-key
+        queries (`posthog/hogql/user_query_validator.py`).
         """
         if not isinstance(group_type_index, int) or not 0 <= group_type_index <= 4:
             raise InvalidInputError("group_type_index", "must be an integer from 0 to 4")
@@ -35,9 +37,12 @@ class ProjectsClient(APIClient):
             raise InvalidInputError("limit", f"must be from 1 to {QUERY_MAX_ROWS}")
         text = "select key, properties from groups where index = {idx}"
         values: dict[str, Any] = {"idx": group_type_index}
-        if after is not None:
-            text += " and key > {after}"
-            values["after"] = after
+        for name, value, condition in (("after", after, " and key > {after}"),
+                                       ("start", start, " and key >= {start}"),
+                                       ("end", end, " and key <= {end}")):
+            if value is not None:
+                text += condition
+                values[name] = value
         text += f" order by key limit {int(limit)}"
         data = self._request("query", "POST", "query/", json={
             "query": {"kind": "HogQLQuery", "query": text, "values": values}},

@@ -17,6 +17,8 @@ pipeline and the request log.
 - ``GET ingestion`` → stats (``requests``, ``events``, ``applied``, ``dropped``,
   ``ignored``, ``dropped_reasons``), ``pending`` and ``lag``; ``POST ingestion`` → the
   ingestion fault plan, ``flush: true`` applies everything queued now
+- ``GET queries`` → the API query slots: ``running`` per team, ``peak`` (most at once)
+  and ``throttled`` (429s for want of a slot)
 - ``POST clock {"advance": seconds}`` → ``{"now": t}``
 - ``POST webhook`` / ``GET webhook``: a notification sink for local runs
 """
@@ -72,6 +74,7 @@ def reset(app: EmulatorApp, req: Request) -> tuple[int, Any]:
     app.ingestion = Ingestion(app.state, lag=app.ingestion.lag)
     app.faults = FaultPlan()
     app.requests.clear()
+    app.query_slots.peak = app.query_slots.throttled = 0
     return 200, {"ok": True}
 
 
@@ -121,6 +124,10 @@ def set_ingestion(app: EmulatorApp, req: Request) -> tuple[int, Any]:
     return 200, {"ok": True}
 
 
+def get_queries(app: EmulatorApp, req: Request) -> tuple[int, Any]:
+    return 200, app.query_slots.stats()
+
+
 def advance_clock(app: EmulatorApp, req: Request) -> tuple[int, Any]:
     app.state.clock_offset += float(req.body.get("advance", 0))
     return 200, {"now": app.state.now()}
@@ -151,6 +158,7 @@ ROUTES = [Route(method, path, handler, "admin", logged=False) for method, path, 
     ("POST", "config", configure),
     ("GET", "ingestion", get_ingestion),
     ("POST", "ingestion", set_ingestion),
+    ("GET", "queries", get_queries),
     ("POST", "clock", advance_clock),
     ("POST", "webhook", add_webhook),
     ("GET", "webhook", list_webhook),

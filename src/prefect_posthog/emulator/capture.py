@@ -45,8 +45,10 @@ def _too_big(limit: int) -> CaptureError:
                         f"exceeds limit of {limit} bytes")
 
 
-def _first_oversized(events: list[dict]) -> int | None:
+def _first_oversized(events: list[dict], body_size: int) -> int | None:
     """The index of the first event over the message limit, if any."""
+    if body_size <= CAPTURE_MESSAGE_LIMIT:
+        return None  # no event is larger than the whole body: nothing to measure
     for index, event in enumerate(events):
         if len(json.dumps(event, separators=(",", ":")).encode()) > CAPTURE_MESSAGE_LIMIT:
             return index
@@ -60,11 +62,12 @@ def capture(ingestion: Ingestion, req: Request) -> tuple[int, Any]:
         limit = CAPTURE_BATCH_LIMIT if route == "batch" else CAPTURE_EVENT_LIMIT
         if len(req.raw) > limit:
             raise _too_big(limit)
-        events, token = _parse(_decode(req, limit))
+        body = _decode(req, limit)
+        events, token = _parse(body)
     except CaptureError as err:
         return err.status, err.body()
     team = team_of_token(ingestion.state, token)
-    oversized = _first_oversized(events)
+    oversized = _first_oversized(events, len(body))
     ingestion.accept(int(team["id"]) if team else None, events[:oversized], route)
     if oversized is not None:
         ingestion.count("message_size_too_large")
