@@ -14,10 +14,9 @@ import ast
 import logging
 import re
 import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = ROOT / "build" / "docs-namespace"

@@ -76,7 +76,8 @@ bulk_flow = partial(_BulkUpdateFlow, name="posthog-bulk-update-group-properties"
 
 
 @bulk_flow
-def bulk_update_group_properties(
+# A flow's parameters are its Run form in the Prefect UI: one field each, not an object.
+def bulk_update_group_properties(  # noqa: PLR0913
     credentials: PostHogCredentials | str,
     updates: Updates = None,
     source_path: str | None = None,

@@ -10,7 +10,7 @@ import logging
 import pickle
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
@@ -91,7 +91,7 @@ def test_retry_after_jitter_never_shortens_the_wait() -> None:
 
 
 def test_retry_after_http_date() -> None:
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     header = format_datetime(now + timedelta(seconds=30), usegmt=True)
     assert parse_retry_after(header, now=now) == pytest.approx(30.0)
     assert parse_retry_after("garbage") is None

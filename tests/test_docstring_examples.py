@@ -22,7 +22,7 @@ import linecache
 import re
 import textwrap
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -159,7 +159,7 @@ def test_docstring_example_runs(obj: Any, demo: Emulator, capsys: pytest.Capture
     for index, code in enumerate(programs):
         check_program(code, name)
         # Runs already there are told apart by id; the margin only absorbs clock skew.
-        since = datetime.now(timezone.utc) - timedelta(seconds=5)
+        since = datetime.now(UTC) - timedelta(seconds=5)
         with get_client(sync_client=True) as client:
             earlier = {r.id for r in recent_flow_runs(client, since)}
         namespace = run_program(code, f"<docstring example {name}[{index}]>")

@@ -80,7 +80,8 @@ class APIClient(BaseClient):
         query_limiter: The key's shared limiter for HogQL queries, their own budget.
     """
 
-    def __init__(
+    # The block's settings, passed one by one so the client is usable without Prefect.
+    def __init__(  # noqa: PLR0913
         self,
         host: str,
         personal_api_key: SecretStr | str,

@@ -7,7 +7,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -94,7 +94,7 @@ def parse_body(raw: bytes, content_type: str) -> Any:
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    moment = datetime.fromtimestamp(ts, tz=UTC)
     # DRF renders microseconds only when there are some.
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else
                            "%Y-%m-%dT%H:%M:%SZ")

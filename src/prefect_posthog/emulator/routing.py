@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -128,6 +128,6 @@ def deprecation_headers(req: Request) -> dict[str, str]:
         successor += "?" + req.query_string
     headers = {"Deprecation": "true", "Link": f'<{successor}>; rel="successor-version"'}
     if API_ENVIRONMENTS_SUNSET_DATE:
-        day = datetime.fromisoformat(API_ENVIRONMENTS_SUNSET_DATE).replace(tzinfo=timezone.utc)
+        day = datetime.fromisoformat(API_ENVIRONMENTS_SUNSET_DATE).replace(tzinfo=UTC)
         headers["Sunset"] = format_datetime(day, usegmt=True)
     return headers
