@@ -1,15 +1,35 @@
-"""Test helpers: a real local webhook receiver and leak scanning."""
+"""Test helpers: a real local webhook receiver, a hostile proxy, and a key's check the way
+its consumers use it."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import re
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+
+PROJECT_TOKEN = "phc_emulator_project_token"  # the emulator's project 1
+
+
+def flags_status(base_url: str, value: str, token: str = PROJECT_TOKEN) -> int:
+    """What PostHog's flags service answers a project secret key on the route its SDKs poll
+    for local evaluation (``GET /flags/definitions?token=<phc_…>``, the key as Bearer)."""
+    return httpx.get(f"{base_url}/flags/definitions", params={"token": token},
+                     headers={"Authorization": f"Bearer {value}"}, timeout=30).status_code
+
+
+def authenticates(base_url: str, value: str, token: str = PROJECT_TOKEN) -> bool:
+    """Whether a consumer holding ``value`` can load the project's flag definitions."""
+    return flags_status(base_url, value, token) == 200
 
 
 class WebhookReceiver:
@@ -159,3 +179,43 @@ class HostileProxy:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+# -- leak scanning --------------------------------------------------------------------------
+
+async def prefect_records() -> str:
+    """Everything the Prefect API keeps of the runs: flow and task runs (parameters,
+    states), logs, artifacts, and every event this package emitted."""
+    async with get_client() as client:
+        runs = await client.read_flow_runs()
+        tasks = await client.read_task_runs()
+        logs = await client.read_logs()
+        artifacts = await client.read_artifacts()
+    parts = [r.model_dump_json() for r in [*runs, *tasks, *logs, *artifacts]]
+    return "\n".join(parts) + "\n" + await posthog_events()
+
+
+async def posthog_events() -> str:
+    """Every event this package emitted (read back from the events API, all pages)."""
+    found: list = []
+    async with get_client() as client:
+        page = (await client._client.post("/events/filter", json={
+            "filter": {"event": {"prefix": ["posthog."]}}, "limit": 50})).json()
+        found += page["events"]
+        while page.get("next_page"):
+            page = (await client._client.get(page["next_page"])).json()
+            found += page["events"]
+    return json.dumps(found)
+
+
+def storage_text(root: Path) -> str:
+    """Every persisted result file under ``root``, with base64 blobs decoded."""
+    chunks = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            raw = path.read_bytes()
+            chunks.append(raw.decode("latin1"))
+            for blob in re.findall(rb"[A-Za-z0-9+/=]{40,}", raw):
+                with contextlib.suppress(ValueError):
+                    chunks.append(base64.b64decode(blob + b"===").decode("latin1"))
+    return "\n".join(chunks)

@@ -32,8 +32,7 @@ from prefect_posthog.flows import (
 )
 from prefect_posthog.flows.reset_passwords import ROLLED_BACK, STORED_WORKS
 from tests.conftest import ADMIN_KEY
-from tests.helpers import HostileProxy
-from tests.test_secrets import _prefect_records, _storage_text
+from tests.helpers import HostileProxy, flags_status, prefect_records, storage_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +42,7 @@ def key_state(emulator) -> dict[str, dict]:
 
 
 def authenticates(emulator, value: str) -> bool:
-    return httpx.get(f"{emulator.url}/api/projects/1/feature_flags/local_evaluation/",
-                     headers={"Authorization": f"Bearer {value}"}).status_code == 200
+    return flags_status(emulator.url, value) == 200
 
 
 def viewer(emulator, url: str, password: str) -> int:
@@ -355,8 +353,8 @@ def test_hostile_server_echoing_secrets_everywhere_leaks_nothing(credentials, em
     # echo every secret seen so far into every error field, a text error cut mid-secret.
     proxy.add("drop_field", "/roll", field="id")
     proxy.add("echo_error", r"project_secret_api_keys/[^/?]+/($|\?)", method="GET", count=2)
-    proxy.add("echo_ok", "local_evaluation", count=3)
-    proxy.add("cut_text", "local_evaluation", count=50)
+    proxy.add("echo_ok", "flags/definitions", count=3)
+    proxy.add("cut_text", "flags/definitions", count=50)
     # Reset: an echoed rejection of the create (with the password in it), then a malformed
     # create answer, then echoes on the final check.
     proxy.add("echo_error", "insights/1/sharing/passwords", method="POST")
@@ -383,8 +381,8 @@ def test_hostile_server_echoing_secrets_everywhere_leaks_nothing(credentials, em
     assert len(canaries) >= 6
     out, err = capfd.readouterr()
     haystacks = {
-        "prefect api (parameters, states, logs, artifacts)": asyncio.run(_prefect_records()),
-        "persisted results and failures": _storage_text(storage) if storage.exists() else "",
+        "prefect api (parameters, states, logs, artifacts)": asyncio.run(prefect_records()),
+        "persisted results and failures": storage_text(storage) if storage.exists() else "",
         "stdout/stderr": out + err,
         "log records": caplog.text,
     }

@@ -5,16 +5,11 @@ notification payloads, exception texts and captured output. Zero hits allowed.""
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import json
-import re
 import time
-from pathlib import Path
 
 import pytest
 from prefect.blocks.system import Secret
-from prefect.client.orchestration import get_client
 from prefect.settings import (
     PREFECT_LOCAL_STORAGE_PATH,
     PREFECT_RESULTS_PERSIST_BY_DEFAULT,
@@ -30,44 +25,9 @@ from prefect_posthog.flows import (
     rotate_project_secret_api_keys,
 )
 from tests.conftest import ADMIN_KEY
-from tests.helpers import WebhookReceiver
+from tests.helpers import WebhookReceiver, posthog_events, prefect_records, storage_text
 
 SHARE_PASSWORD = "pw-CANARY-share-9d2b"
-
-
-async def _prefect_records() -> str:
-    async with get_client() as client:
-        runs = await client.read_flow_runs()
-        tasks = await client.read_task_runs()
-        logs = await client.read_logs()
-        artifacts = await client.read_artifacts()
-    parts = [r.model_dump_json() for r in [*runs, *tasks, *logs, *artifacts]]
-    return "\n".join(parts) + "\n" + await _posthog_events()
-
-
-async def _posthog_events() -> str:
-    """Every event this package emitted (read back from the events API, all pages)."""
-    found: list = []
-    async with get_client() as client:
-        page = (await client._client.post("/events/filter", json={
-            "filter": {"event": {"prefix": ["posthog."]}}, "limit": 50})).json()
-        found += page["events"]
-        while page.get("next_page"):
-            page = (await client._client.get(page["next_page"])).json()
-            found += page["events"]
-    return json.dumps(found)
-
-
-def _storage_text(root: Path) -> str:
-    chunks = []
-    for path in root.rglob("*"):
-        if path.is_file():
-            raw = path.read_bytes()
-            chunks.append(raw.decode("latin1"))
-            for blob in re.findall(rb"[A-Za-z0-9+/=]{40,}", raw):
-                with contextlib.suppress(ValueError):
-                    chunks.append(base64.b64decode(blob + b"===").decode("latin1"))
-    return "\n".join(chunks)
 
 
 def secret_tasks_in_a_user_flow(credentials) -> list[str]:
@@ -142,8 +102,8 @@ def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
 
     out, err = capfd.readouterr()
     haystacks = {
-        "prefect api (parameters, states, logs, artifacts)": asyncio.run(_prefect_records()),
-        "persisted results": _storage_text(storage) if storage.exists() else "",
+        "prefect api (parameters, states, logs, artifacts)": asyncio.run(prefect_records()),
+        "persisted results": storage_text(storage) if storage.exists() else "",
         "notifications": json.dumps(hook.received + broken.received),
         "stdout/stderr": out + err,
         "log records": caplog.text,
@@ -155,13 +115,13 @@ def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
     expected = {"posthog.secret-api-key.rotated", "posthog.sharing.password-reset",
                 "posthog.groups.bulk-update.completed"}
     for _ in range(30):  # the server persists events shortly after they are sent
-        emitted = {e["event"] for e in json.loads(asyncio.run(_posthog_events()))}
+        emitted = {e["event"] for e in json.loads(asyncio.run(posthog_events()))}
         if expected <= emitted:
             break
         time.sleep(1)
     assert expected <= emitted, emitted
     haystacks["prefect api (parameters, states, logs, artifacts)"] = asyncio.run(
-        _prefect_records())
+        prefect_records())
     assert haystacks["notifications"] and haystacks["prefect api (parameters, states, logs, "
                                                     "artifacts)"]
     for where, text in haystacks.items():
