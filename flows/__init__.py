@@ -5,13 +5,17 @@ from prefect_posthog.flows.models import (
     BulkUpdateReport,
     GroupPropertyUpdate,
     ItemOutcome,
+    KeyAction,
     KeyRotationOutcome,
     KeySelector,
+    KeyState,
+    KeyStatus,
     PasswordResetOutcome,
     PasswordResetReport,
     RotationReport,
     SharingTarget,
 )
+from prefect_posthog.flows.project_lock import ProjectBusyError
 from prefect_posthog.flows.reporting import JobFailedError
 from prefect_posthog.flows.reset_passwords import reset_sharing_passwords
 from prefect_posthog.flows.rotate_keys import rotate_project_secret_api_keys
@@ -21,10 +25,14 @@ __all__ = [
     "GroupPropertyUpdate",
     "ItemOutcome",
     "JobFailedError",
+    "KeyAction",
     "KeyRotationOutcome",
     "KeySelector",
+    "KeyState",
+    "KeyStatus",
     "PasswordResetOutcome",
     "PasswordResetReport",
+    "ProjectBusyError",
     "RotationReport",
     "SharingTarget",
     "bulk_update_group_properties",
