@@ -323,6 +323,26 @@ class SharingTarget(BaseModel):
         return self
 
 
+class ResetStatus(StrEnum):
+    """How one share ended a reset run."""
+
+    PLANNED = "planned"
+    RESET = "reset"
+    """The final check passed: protection on, the only active password is the stored one,
+    the Secret block still holds it, `share_url` is the live link."""
+    FAILED = "failed"
+
+
+class StoredPassword(StrEnum):
+    """After a failure: what the Secret block holds, as people must know it."""
+
+    WORKS = "the stored password is the working one"
+    ROLLED_BACK = "rolled back: the share and the stored password are as before"
+    ROLLBACK_INCOMPLETE = "rollback incomplete (see reason)"
+    UNCHANGED = "unchanged: nothing was changed"
+    NOT_WORKING = "the stored password is not the working one"
+
+
 class PasswordResetOutcome(BaseModel):
     """What happened to one shared object (never the password).
 
@@ -333,13 +353,13 @@ class PasswordResetOutcome(BaseModel):
 
     resource: SharingResource
     id: str
-    status: Literal["reset", "planned", "failed"]
+    status: ResetStatus
     share_url: str | None = None
     password_id: int | None = None
     removed_passwords: int = 0
     link_refreshed: bool = False
     stored_in: str | None = None
-    stored_secret: str | None = Field(
+    stored_secret: StoredPassword | None = Field(
         None, description="After a failure: whether the stored password is the working one "
         "or the change was rolled back.")
     note: str | None = Field(None, description="The note marking this run's password.")

@@ -42,10 +42,14 @@ from prefect_posthog import tasks as posthog_tasks
 from prefect_posthog.client import SECRETS
 from prefect_posthog.emulator import Emulator
 from prefect_posthog.emulator.seed import demo_spec
+from prefect_posthog.flows import reset_sharing_passwords, rotate_project_secret_api_keys
 from tests.conftest import ADMIN_KEY
 
-DOCUMENTED: list[Any] = [getattr(posthog_tasks, name) for name in posthog_tasks.__all__]
-"""Objects whose docstring examples must run. Flows and `PostHogCredentials` come later."""
+DOCUMENTED: list[Any] = [
+    *(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),
+    rotate_project_secret_api_keys, reset_sharing_passwords,
+]
+"""Objects whose docstring examples must run: every task and the secret jobs' flows."""
 
 _EXAMPLE_SECTION = re.compile(r"^Examples?:\s*$", re.M)
 _PYTHON_BLOCK = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -214,11 +215,18 @@ def test_a_block_overwritten_during_the_run_is_not_reported_reset(credentials, e
                                                                   protected) -> None:
     import threading
 
-    # The old password's removal is held for 1.5 s; meanwhile someone else writes the block.
-    emulator.set_faults(slow_seconds=1.5, schedule=[{"operation": "delete_sharing_password",
-                                                     "fault": "slow"}])
-    writer = threading.Timer(0.7, lambda: Secret(value="someone-elses-value").save(
-        "posthog-share-insight-1", overwrite=True))
+    # The old password's removal is applied, then its answer held for 4 s (the client waits
+    # 5); the moment the emulator has applied it, someone else writes the block.
+    emulator.set_faults(stall_seconds=4, schedule=[{"operation": "delete_sharing_password",
+                                                    "fault": "stall"}])
+
+    def other_writer() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not applied(emulator, "delete_sharing_password"):
+            time.sleep(0.05)
+        Secret(value="someone-elses-value").save("posthog-share-insight-1", overwrite=True)
+
+    writer = threading.Thread(target=other_writer, daemon=True)
     writer.start()
     with pytest.raises(RuntimeError, match="1 target"):
         reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")],
@@ -226,6 +234,7 @@ def test_a_block_overwritten_during_the_run_is_not_reported_reset(credentials, e
     writer.join()
     [outcome] = _last_artifact_rows("posthog-password-reset")
     assert outcome["status"] == "failed" and "overwritten" in outcome["reason"]
+    assert outcome["stored_secret"] == "the stored password is not the working one"
 
 
 def _last_artifact_rows(key: str) -> list[dict]:
