@@ -33,13 +33,12 @@ from prefect_posthog.flows.key_slots import (
     store_time,
     template_fields,
 )
-from prefect_posthog.flows.key_state import checkable, read_slot, retirement
+from prefect_posthog.flows.key_state import Reading, checkable, read_slot, retirement
 from prefect_posthog.flows.models import (
     DRIFT,
     KeyAction,
     KeyRotationOutcome,
     KeySelector,
-    KeyState,
     KeyStatus,
     Strategy,
 )
@@ -120,19 +119,22 @@ class Step:
             rolled_at=store_time(key), stored_in=stored_in(slot.block), detail=self.detail)
 
 
-def _overlap_step(slot: KeySlot, reading_state: KeyState, successor_stored: bool,
-                  due: bool, options: RotationOptions, now: datetime) -> Step:
+def _overlap_step(slot: KeySlot, reading: Reading, due: bool, options: RotationOptions,
+                  now: datetime) -> Step:
     successor = slot.successor
     assert successor is not None
-    if reading_state in DRIFT:
-        return Step(slot, KeyAction.REPAIR, KeyStatus.REPAIRED, successor)
-    if not successor_stored:
+    if reading.state in DRIFT:
+        return Step(slot, KeyAction.REPAIR, KeyStatus.REPAIRED, successor, reading.detail)
+    if not reading.successor_stored:
         return Step(slot, KeyAction.STORE_SUCCESSOR, KeyStatus.ROTATED, successor,
                     "a successor existed whose value was stored nowhere: rolled and stored; "
                     "the old key retires once consumers moved")
     if due and options.strategy == "roll":
+        # The block holds the successor's value: once rolled, it must be refused.
+        old = reading.stored if options.verify and checkable(successor) else None
         return Step(slot, KeyAction.END_OVERLAP, KeyStatus.ROTATED, successor,
-                    "strategy 'roll' ends the overlap: successor rolled, old key deleted")
+                    "strategy 'roll' ends the overlap: successor rolled, old key deleted",
+                    old)
     judged = retirement(slot, now, options.idle, options.deadline)
     if judged.ready:
         return Step(slot, KeyAction.RETIRE, KeyStatus.RETIRED, successor, judged.detail)
@@ -142,16 +144,22 @@ def _overlap_step(slot: KeySlot, reading_state: KeyState, successor_stored: bool
 
 def choose(posthog: PostHogClient, slot: KeySlot, due: bool, options: RotationOptions,
            now: datetime) -> Step | None:
-    """The step for one slot in scope, or `None` when it needs nothing."""
+    """The step for one slot in scope, or `None` when it needs nothing. A key that is not
+    due is checked to authenticate (outside overlaps): its block may hold a dead value."""
     if slot.block is None:  # stored elsewhere or nowhere: nothing can be compared
         if not due:
             return None
         action = KeyAction.END_OVERLAP if slot.in_overlap else KeyAction.ROLL
         return Step(slot, action, KeyStatus.ROTATED, slot.stored_key)
     probe = options.verify and not options.dry_run and not due
-    reading = read_slot(posthog, slot, probe=probe)
+    return step_for(slot, read_slot(posthog, slot, probe=probe), due, options, now)
+
+
+def step_for(slot: KeySlot, reading: Reading, due: bool, options: RotationOptions,
+             now: datetime) -> Step | None:
+    """The step for a slot whose block was read (`key_state.read_slot`)."""
     if slot.in_overlap:
-        return _overlap_step(slot, reading.state, reading.successor_stored, due, options, now)
+        return _overlap_step(slot, reading, due, options, now)
     drifted = reading.state in DRIFT
     if not (due or drifted):
         return None
