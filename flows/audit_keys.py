@@ -155,7 +155,7 @@ def audit_project_secret_api_keys(
         @flow
         def hourly_audit():
             report = audit_project_secret_api_keys(PostHogCredentials.load("my-posthog"))
-            print([(key.label, key.state) for key in report.keys])
+            print([(key.label, key.state) for key in report.audits])
 
         hourly_audit()
         ```
@@ -171,26 +171,26 @@ def audit_project_secret_api_keys(
     project = prove_project(credentials, project_id)
     report = AuditReport()
     with project_lock(credentials.host, project.id, timeout):
-        report.keys, repairs = audit_keys(credentials, selector, secret_block_name_template,
+        report.audits, repairs = audit_keys(credentials, selector, secret_block_name_template,
                                           options, project_id=project_id)
         if repair and repairs:
             report.repaired = run_steps(credentials, repairs, options, None, project_id)
     ended = {o.label: o for o in report.repaired}
-    for audit in report.keys:
+    for audit in report.audits:
         if audit.label in ended:
             audit.repair, audit.reason = ended[audit.label].status, ended[audit.label].reason
     where = project_of(credentials, project_id)
-    key_audit_events(where, report.keys)
+    key_audit_events(where, report.audits)
     key_rotation_events(where, report.repaired, dry_run=False)
-    notice = _notice(report.keys)
+    notice = _notice(report.audits)
     if notice is not None:
         report.notification_error = notify(notification, *notice)
         report.notified = notification is not None and report.notification_error is None
-    unhealed = [a for a in report.keys if a.state in DRIFT and a.repair is not KeyStatus.REPAIRED]
+    unhealed = [a for a in report.audits if a.state in DRIFT and a.repair is not KeyStatus.REPAIRED]
     finish("posthog-key-audit", "PostHog project secret API key audit",
-           audit_summary(report.keys, repair=repair, verify=verify, notified=report.notified,
+           audit_summary(report.audits, repair=repair, verify=verify, notified=report.notified,
                          notification_error=report.notification_error),
-           [audit_row(a) for a in report.keys], failed=len(unhealed), noun="key",
+           [audit_row(a) for a in report.audits], failed=len(unhealed), noun="key",
            notification_error=report.notification_error,
            detail=f"{len(unhealed)} key(s) hold a stored value that is not live"
            if unhealed else None)

@@ -295,7 +295,7 @@ class KeyAudit(BaseModel):
 class AuditReport(BaseModel):
     """Outcome of an audit run."""
 
-    keys: list[KeyAudit] = Field(default_factory=list)
+    audits: list[KeyAudit] = Field(default_factory=list)
     repaired: list[KeyRotationOutcome] = Field(default_factory=list)
     notified: bool = False
     notification_error: str | None = None

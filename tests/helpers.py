@@ -208,6 +208,20 @@ async def posthog_events() -> str:
     return json.dumps(found)
 
 
+def emitted(check: Callable[[list[dict]], bool], timeout: float = 60) -> list[dict]:
+    """This package's events once `check` holds for them (the server persists events a
+    moment after they are sent); the last read if it never does."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        events = json.loads(asyncio.run(posthog_events()))
+        if check(events) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
 def storage_text(root: Path) -> str:
     """Every persisted result file under ``root``, with base64 blobs decoded."""
     chunks = []
