@@ -58,14 +58,19 @@ class PostHogCredentials(CredentialsBlock):
     `sharing_configuration:write` for sharing). `get_client` returns a typed
     `PostHogClient` that also works outside Prefect.
 
-    Examples:
-        Load stored credentials and list groups:
+    Example:
+        Load stored credentials and list groups through the typed client:
         ```python
+        from prefect import flow
         from prefect_posthog import PostHogCredentials
 
-        posthog_credentials = PostHogCredentials.load("BLOCK_NAME")
-        with posthog_credentials.get_client() as posthog:
-            print(posthog.list_groups(group_type_index=0).results)
+        @flow
+        def company_keys() -> list[str]:
+            credentials = PostHogCredentials.load("BLOCK_NAME")
+            with credentials.get_client() as posthog:
+                return [g.group_key for g in posthog.list_groups(group_type_index=0).results]
+
+        print(company_keys())
         ```
     """
 

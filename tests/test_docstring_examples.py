@@ -5,7 +5,8 @@ Every object in `DOCUMENTED` must carry, under `Example:` in its docstring, at l
 and calls it. Each block runs as written (``exec`` in a fresh namespace, in this process,
 so it talks to the session's Prefect test server) against the session emulator, reset
 and seeded with `demo_spec()` before every object, with the credentials saved as the
-block `my-posthog`. Then the Prefect API must show the example's flow runs completed
+block `my-posthog` (a block's `"BLOCK_NAME"` placeholder stands for it). Then the Prefect API
+must show the example's flow runs completed
 and, for a task, a completed run of that very task inside them; nothing the example
 prints may hold a secret the client handled.
 
@@ -47,9 +48,10 @@ from tests.conftest import ADMIN_KEY
 
 DOCUMENTED: list[Any] = [
     *(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),
-    rotate_project_secret_api_keys, reset_sharing_passwords,
+    PostHogCredentials, rotate_project_secret_api_keys, reset_sharing_passwords,
 ]
-"""Objects whose docstring examples must run: every task and the secret jobs' flows."""
+"""Objects whose docstring examples must run: every task, the credentials block and the secret
+jobs' flows."""
 
 _EXAMPLE_SECTION = re.compile(r"^Examples?:\s*$", re.M)
 _PYTHON_BLOCK = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```",
@@ -96,6 +98,9 @@ def check_program(code: str, name: str) -> None:
 def run_program(code: str, filename: str) -> dict[str, Any]:
     """Run the block as a script; its source is registered so tracebacks show its lines."""
     linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+    # A block's example names its document "BLOCK_NAME", as Prefect's block standards
+    # require; the Prefect UI puts the real name there, as this does.
+    code = code.replace('"BLOCK_NAME"', '"my-posthog"')
     namespace: dict[str, Any] = {"__name__": "__main__"}
     exec(compile(code, filename, "exec"), namespace)
     return namespace

@@ -40,7 +40,9 @@ with Emulator(personal_api_keys={"phx_wheel": None}) as posthog, \\
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     uv = Path(sys.executable).parent / "uv"  # installed by ./run next to the interpreter
-    subprocess.run([str(uv), "build", "--wheel", "-q", "-o", str(out), str(ROOT)], check=True)
+    # sdist first, then the wheel from it: a stale build/ directory in the checkout can never
+    # leak files that are no longer in the source tree into the wheel.
+    subprocess.run([str(uv), "build", "-q", "-o", str(out), str(ROOT)], check=True)
     return next(out.glob("prefect_posthog-*.whl"))
 
 
@@ -51,6 +53,9 @@ def test_wheel_holds_only_the_namespace(wheel: Path) -> None:
     for sub in ("blocks", "tasks", "flows", "deployments", "client", "emulator"):
         assert f"prefect_posthog/{sub}/__init__.py" in names
     assert "prefect_posthog/deployments/prefect.yaml" in names
+    # Developer tooling (the browser checks, Playwright) stays out of the installed package.
+    sources = [zipfile.ZipFile(wheel).read(n) for n in names if n.endswith(".py")]
+    assert not any(b"playwright" in source for source in sources)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "prefect_posthog = prefect_posthog" in zipfile.ZipFile(wheel).read(entry).decode()
 

@@ -1,4 +1,4 @@
-"""Check the Prefect UI in a real browser: `python -m prefect_posthog.deployments.check_ui`.
+"""Check the Prefect UI in a real browser: `python scripts/check_ui.py --out ui-check`.
 
 Starts the local stack (Prefect server, worker, PostHog emulator, the deployments with
 their block references pinned), runs each job once so it has a report, then opens in
@@ -7,16 +7,15 @@ three report artifacts. Each page is saved as a screenshot; the check fails on a
 JavaScript error, a missing field or an empty block picker.
 
 Needs Chromium (Debian: `apt-get install chromium`) and the `browser` extra
-(`pip install 'prefect-posthog[browser]'`, which brings Playwright without its own
-browsers). Exit status 0 = every page passed, 1 = a check failed, 3 = no Chromium here.
+(`pip install '.[browser]'`, which brings Playwright without its own browsers). A developer
+and CI tool, not part of the installed package. Exit status 0 = every page passed, 1 = a
+check failed, 3 = no Chromium here.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -24,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from browser_check import Result, find_chromium, launch, record
 
 from prefect_posthog.deployments.local import LocalStack
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 REPORT_KEYS = ["posthog-bulk-update-dry-run", "posthog-key-rotation", "posthog-password-reset"]
 
 
@@ -39,20 +38,6 @@ class Page:
     path: str
     fields: list[str]
     pickers: dict[str, str] = field(default_factory=dict)  # field -> block name shown
-
-
-@dataclass
-class Result:
-    page: str
-    problems: list[str]
-    screenshot: Path
-
-
-def find_chromium() -> str | None:
-    explicit = os.environ.get("CHROMIUM")
-    if explicit:
-        return explicit
-    return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
 def _deployment_ids(stack: LocalStack) -> dict[str, str]:
@@ -95,7 +80,10 @@ def artifact_ids(stack: LocalStack, keys: list[str]) -> dict[str, str]:
     return {a["key"]: a["latest_id"] for a in found}
 
 
-def pages(ids: dict[str, str]) -> list[Page]:
+def pages(found: dict[str, str]) -> list[Page]:
+    # A deployment or report that is missing opens a "not found" page, reported as FAILED.
+    ids = {name: found.get(name, "missing") for name in (
+        "update-group-properties", "monthly", "reset-share-passwords", *REPORT_KEYS)}
     return [
         Page("run-form-bulk-update", f"/deployments/deployment/{ids['update-group-properties']}"
              "/run", ["credentials", "updates", "source_path", "dry_run", "write_path"],
@@ -139,10 +127,7 @@ def check_pages(ui_url: str, chromium: str, out: Path, ids: dict[str, str],
 
     results = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking"])
+        browser = launch(playwright, chromium)
         for page in pages(ids):
             tab = browser.new_page(viewport={"width": 1400, "height": 1800})
             errors: list[str] = []
@@ -164,8 +149,20 @@ def check_pages(ui_url: str, chromium: str, out: Path, ids: dict[str, str],
     return results
 
 
+class _Clock:
+    """Prints how long each phase took, so the check's share of CI time is visible."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def lap(self, what: str) -> None:
+        now = time.monotonic()
+        print(f"  {now - self.last:6.1f}s  {what}", flush=True)
+        self.last = now
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m prefect_posthog.deployments.check_ui")
+    parser = argparse.ArgumentParser(prog="python scripts/check_ui.py")
     parser.add_argument("--out", default="ui-check", help="where screenshots are saved")
     args = parser.parse_args(argv)
     chromium = find_chromium()
@@ -174,21 +171,24 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    clock = _Clock()
     with tempfile.TemporaryDirectory(prefix="prefect-ui-check-") as home:
         stack = LocalStack(Path(home), port=0, emulator_port=0).up()
+        clock.lap("local stack up (server, emulator, deployments, worker)")
         try:
             ids = _deployment_ids(stack)
             failures = produce_reports(stack, ids)
+            clock.lap("one run of each job (reports)")
             ids |= artifact_ids(stack, REPORT_KEYS)
             results = check_pages(stack.api_url.removesuffix("/api"), chromium, out, ids)
+            clock.lap(f"{len(results)} pages in Chromium")
         finally:
             stack.down()
-    for result in results:
-        status = "ok" if not result.problems else "FAILED: " + "; ".join(result.problems)
-        print(f"{result.page:24} {status}  ({result.screenshot})")
+    print("Prefect UI, page by page:")
+    record("prefect-ui", results, out)
     for failure in failures:
         print(f"report run: {failure}")
-    return 1 if failures or any(r.problems for r in results) else 0
+    return 1 if failures or not all(r.ok for r in results) else 0
 
 
 if __name__ == "__main__":
