@@ -36,7 +36,8 @@ def until(condition, seconds: float = 120) -> bool:
 
 @pytest.fixture
 def held(credentials, emulator):
-    """A rotation of project 1 holding the project: its roll landed, its answer held 4 s (the client waits 5)."""
+    """A rotation of project 1 holding the project: its roll landed, its answer held 4 s
+    (the client waits 5)."""
     emulator.seed({"project_secret_api_keys": [{"label": "a"}, {"label": "b"}],
                    "insights": [{"id": 1}]})
     emulator.set_faults(stall_seconds=4, schedule=[{"operation": "roll_project_secret_api_key",
