@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Annotated
 
 from prefect import flow, task
+from prefect.blocks.abstract import NotificationBlock
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
@@ -29,7 +30,7 @@ from prefect_posthog.flows.blocks import NotificationChoice, load_credentials, l
 from prefect_posthog.flows.events import key_audit_events, key_rotation_events, project_of
 from prefect_posthog.flows.key_plan import RotationOptions, Step, rotation_options, step_for
 from prefect_posthog.flows.key_run import run_steps
-from prefect_posthog.flows.key_slots import KeySlot, in_scope, key_slots, name_slots
+from prefect_posthog.flows.key_slots import KeySlot, read_scope
 from prefect_posthog.flows.key_state import Reading, read_slot, retirement
 from prefect_posthog.flows.models import (
     DRIFT,
@@ -75,15 +76,11 @@ def audit_keys(
     """Every key in scope as found, and the repairs the rotation would make for drift."""
     audits, repairs = [], []
     with credentials.get_client(project_id) as posthog:
-        keys = list(posthog.iter_project_secret_api_keys())
-        now = posthog.server_now()
-        slots = key_slots(keys)
-        scope = in_scope(slots, selector)
-        name_slots(slots, scope, template)
-        for slot in scope:
+        scope = read_scope(posthog, selector, template)
+        for slot in scope.named:
             reading = read_slot(posthog, slot, probe=options.verify)
-            audits.append(_audit(slot, reading, options, now))
-            step = step_for(slot, reading, False, options, now)
+            audits.append(_audit(slot, reading, options, scope.now))
+            step = step_for(slot, reading, False, options, scope.now)
             if reading.state in DRIFT and step is not None:
                 repairs.append(step)
     return audits, repairs
@@ -98,6 +95,32 @@ def _notice(audits: list[KeyAudit]) -> tuple[str, str] | None:
              for a in drifted]
     return (f"PostHog: {len(drifted)} project secret API key(s) whose stored value is not "
             "live", "\n".join(lines))
+
+
+def conclude(credentials: PostHogCredentials, project_id: int | None, report: AuditReport,
+             notification: NotificationBlock | None, *, repair: bool, verify: bool) -> None:
+    """Each key's repair on its row, the events, one notification if drift was found, and
+    the report (failed while drift remains)."""
+    ended = {o.label: o for o in report.repaired}
+    for audit in report.audits:
+        if audit.label in ended:
+            audit.repair, audit.reason = ended[audit.label].status, ended[audit.label].reason
+    where = project_of(credentials, project_id)
+    key_audit_events(where, report.audits)
+    key_rotation_events(where, report.repaired, dry_run=False)
+    notice = _notice(report.audits)
+    if notice is not None:
+        report.notification_error = notify(notification, *notice)
+        report.notified = notification is not None and report.notification_error is None
+    unhealed = [a for a in report.audits
+                if a.state in DRIFT and a.repair is not KeyStatus.REPAIRED]
+    finish("posthog-key-audit", "PostHog project secret API key audit",
+           audit_summary(report.audits, repair=repair, verify=verify, notified=report.notified,
+                         notification_error=report.notification_error),
+           [audit_row(a) for a in report.audits], failed=len(unhealed), noun="key",
+           notification_error=report.notification_error,
+           detail=f"{len(unhealed)} key(s) hold a stored value that is not live"
+           if unhealed else None)
 
 
 @flow(name="posthog-audit-project-secret-api-keys", persist_result=False)
@@ -172,26 +195,8 @@ def audit_project_secret_api_keys(
     report = AuditReport()
     with project_lock(credentials.host, project.id, timeout):
         report.audits, repairs = audit_keys(credentials, selector, secret_block_name_template,
-                                          options, project_id=project_id)
+                                            options, project_id=project_id)
         if repair and repairs:
             report.repaired = run_steps(credentials, repairs, options, None, project_id)
-    ended = {o.label: o for o in report.repaired}
-    for audit in report.audits:
-        if audit.label in ended:
-            audit.repair, audit.reason = ended[audit.label].status, ended[audit.label].reason
-    where = project_of(credentials, project_id)
-    key_audit_events(where, report.audits)
-    key_rotation_events(where, report.repaired, dry_run=False)
-    notice = _notice(report.audits)
-    if notice is not None:
-        report.notification_error = notify(notification, *notice)
-        report.notified = notification is not None and report.notification_error is None
-    unhealed = [a for a in report.audits if a.state in DRIFT and a.repair is not KeyStatus.REPAIRED]
-    finish("posthog-key-audit", "PostHog project secret API key audit",
-           audit_summary(report.audits, repair=repair, verify=verify, notified=report.notified,
-                         notification_error=report.notification_error),
-           [audit_row(a) for a in report.audits], failed=len(unhealed), noun="key",
-           notification_error=report.notification_error,
-           detail=f"{len(unhealed)} key(s) hold a stored value that is not live"
-           if unhealed else None)
+    conclude(credentials, project_id, report, notification, repair=repair, verify=verify)
     return report

@@ -26,10 +26,8 @@ from prefect_posthog.client import InvalidInputError, PostHogClient, ProjectSecr
 from prefect_posthog.flows.key_slots import (
     KeySlot,
     check_overlap_room,
-    in_scope,
     is_due,
-    key_slots,
-    name_slots,
+    read_scope,
     store_time,
     template_fields,
 )
@@ -192,13 +190,11 @@ def plan_rotation(
             or successors PostHog would refuse (labels over 40 characters, the 50-key cap).
     """
     with credentials.get_client(project_id) as posthog:
-        keys = list(posthog.iter_project_secret_api_keys())
-        now = posthog.server_now()
-        slots = key_slots(keys)
-        scope = in_scope(slots, selector)
-        name_slots(slots, scope, template)
-        steps = [step for slot in scope
+        scope = read_scope(posthog, selector, template)
+        now = scope.now
+        steps = [step for slot in scope.named
                  if (step := choose(posthog, slot, is_due(slot, selector, now), options, now))]
-    check_overlap_room(slots, [s.slot for s in steps if s.action is KeyAction.START_OVERLAP],
-                       len(keys))
+    check_overlap_room(scope.slots,
+                       [s.slot for s in steps if s.action is KeyAction.START_OVERLAP],
+                       scope.total)
     return steps

@@ -15,7 +15,7 @@ import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from prefect_posthog.client import InvalidInputError, ProjectSecretAPIKey
+from prefect_posthog.client import InvalidInputError, PostHogClient, ProjectSecretAPIKey
 from prefect_posthog.flows.models import KeySelector
 from prefect_posthog.flows.secret_store import name_blocks
 
@@ -165,3 +165,35 @@ def check_overlap_room(slots: list[KeySlot], starting: list[KeySlot], total: int
                                 f"project's {total} keys would pass PostHog's cap of "
                                 f"{MAX_KEYS}; delete unused keys, rotate fewer at once or use "
                                 "strategy 'roll'. Nothing was changed")
+
+
+@dataclass
+class Scope:
+    """The project's keys as slots, the ones a run acts on (named), and PostHog's clock.
+
+    Attributes:
+        slots: Every slot of the project (for block-name collisions and the key cap).
+        named: The slots in the selector's scope, each with its Secret block name.
+        now: PostHog's clock (its `Date` header), to judge ages and stamps.
+        total: How many keys the project has.
+    """
+
+    slots: list[KeySlot]
+    named: list[KeySlot]
+    now: datetime
+    total: int
+
+
+def read_scope(posthog: PostHogClient, selector: KeySelector | None,
+               template: str | None) -> Scope:
+    """Read every key of the project once and name the slots in the selector's scope.
+
+    Raises:
+        InvalidInputError: The selector names no such key, or two keys would share a block.
+    """
+    keys = list(posthog.iter_project_secret_api_keys())
+    now = posthog.server_now()
+    slots = key_slots(keys)
+    named = in_scope(slots, selector)
+    name_slots(slots, named, template)
+    return Scope(slots, named, now, len(keys))

@@ -11,8 +11,9 @@ deployment or a manual run would slip past it. So every run that writes a projec
   does not create limits by itself; `strict=True` refuses a missing one) and repaired if
   someone changed it (`limit`, `slot_decay_per_second`, `active`).
 - Lease: `LOCK_LEASE_SECONDS` (60 s, Prefect's minimum), renewed every 45 s by Prefect.
-  A killed run never releases it: the server's repossessor frees the slot once the lease
-  expired, about 60-75 s after the kill (plus the waiter's next poll, up to ~30 s); a
+  A killed run never releases it: the server's repossessor (every 15 s) frees the slot once
+  the lease expired, at most 60 s after its last renewal (15-60 s after the kill), plus the
+  waiter's next poll (up to ~30 s). A short lease keeps a crashed run's hold short; a
   Prefect server restart keeps it only with the filesystem lease storage (see README).
 - Renewal failure (the Prefect API unreachable for longer than the lease) does not cancel
   the run (`raise_on_lease_renewal_failure=False`): cancelling mid-rotation could stop it

@@ -208,18 +208,63 @@ async def posthog_events() -> str:
     return json.dumps(found)
 
 
-def emitted(check: Callable[[list[dict]], bool], timeout: float = 60) -> list[dict]:
-    """This package's events once `check` holds for them (the server persists events a
-    moment after they are sent); the last read if it never does."""
+def emitted(check: Callable[[list[dict]], bool], timeout: float = 60,
+            since: str | None = None) -> list[dict]:
+    """This package's events (those occurred at or after the ISO time `since`, if given)
+    once `check` holds for them (the server persists events a moment after they are sent);
+    the last read if it never does."""
     import asyncio
     import time
+    from datetime import datetime
 
+    after = datetime.fromisoformat(since) if since else None
     deadline = time.monotonic() + timeout
     while True:
-        events = json.loads(asyncio.run(posthog_events()))
+        events = [e for e in json.loads(asyncio.run(posthog_events()))
+                  if after is None or datetime.fromisoformat(e["occurred"]) >= after]
         if check(events) or time.monotonic() > deadline:
             return events
         time.sleep(0.5)
+
+
+def until(condition: Callable[[], Any], seconds: float = 120) -> Any:
+    """Poll `condition` until it holds (returning its value) or `seconds` passed (returning
+    its last value): waits with a generous bound, never a timed assertion."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.05)
+    return condition()
+
+
+def leak_channels(storage: Path, notifications: list[dict], captured: str, log_text: str,
+                  expected_events: set[str], since: str, timeout: float = 60
+                  ) -> dict[str, str]:
+    """Every place a secret could reach, by name, once the server holds the events named:
+    the Prefect API (parameters, states, logs, artifacts, events), persisted results,
+    notification payloads, captured output and log records. Every channel but captured
+    output (pytest may route Prefect's console logs into the log records) must hold
+    something, or the search proves nothing; the events named must have occurred since
+    `since` (the test's start)."""
+    import asyncio
+
+    found = emitted(lambda events: expected_events <= {e["event"] for e in events}, timeout,
+                    since)
+    assert expected_events <= {e["event"] for e in found}, {e["event"] for e in found}
+    channels = {
+        "prefect api (parameters, states, logs, artifacts, events)":
+            asyncio.run(prefect_records()),
+        "persisted results": storage_text(storage) if storage.exists() else "",
+        "notifications": json.dumps(notifications),
+        "stdout/stderr": captured,
+        "log records": log_text,
+    }
+    empty = [k for k, v in channels.items() if not v and k != "stdout/stderr"]
+    assert not empty, empty
+    return channels
 
 
 def storage_text(root: Path) -> str:

@@ -43,12 +43,17 @@ from prefect_posthog import tasks as posthog_tasks
 from prefect_posthog.client import SECRETS
 from prefect_posthog.emulator import Emulator
 from prefect_posthog.emulator.seed import demo_spec
-from prefect_posthog.flows import reset_sharing_passwords, rotate_project_secret_api_keys
+from prefect_posthog.flows import (
+    audit_project_secret_api_keys,
+    reset_sharing_passwords,
+    rotate_project_secret_api_keys,
+)
 from tests.conftest import ADMIN_KEY
 
 DOCUMENTED: list[Any] = [
     *(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),
     PostHogCredentials, rotate_project_secret_api_keys, reset_sharing_passwords,
+    audit_project_secret_api_keys,
 ]
 """Objects whose docstring examples must run: every task, the credentials block and the secret
 jobs' flows."""

@@ -5,7 +5,6 @@ same across processes on a real Prefect server is in tests/test_secret_jobs_serv
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from prefect import flow
@@ -21,17 +20,11 @@ from prefect_posthog.flows import (
     rotate_project_secret_api_keys,
 )
 from prefect_posthog.flows.project_lock import ensure_limit, lock_name
+from tests.helpers import until
 
 
 def applied(emulator, operation: str) -> list[dict]:
     return [r for r in emulator.read_requests() if r["operation"] == operation]
-
-
-def until(condition, seconds: float = 120) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not condition():
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture
