@@ -46,10 +46,22 @@ def follow_key_rotation(
 
     Example:
         ```python
+        from prefect import flow
+        from prefect_posthog import PostHogCredentials
         from prefect_posthog.flows.follow_rotation import follow_key_rotation
+        from prefect_posthog.tasks import list_project_secret_api_keys
 
-        follow_key_rotation(key_id="abc123", label="flags-backend",
-                            stored_in="Secret block 'posthog-psak-flags-backend'")
+        @flow
+        def on_rotation():
+            credentials = PostHogCredentials.load("my-posthog")
+            key = list_project_secret_api_keys(credentials)[0]
+            # What the deployment trigger passes from the `rotated` event:
+            mask = follow_key_rotation(key_id=key.id, label=key.label,
+                                       stored_in=f"Secret block 'posthog-psak-{key.label}'",
+                                       credentials=credentials)
+            print(key.label, mask)
+
+        on_rotation()
         ```
     """
     credentials = load_credentials(credentials)

@@ -48,12 +48,13 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
+from prefect_posthog.flows.follow_rotation import follow_key_rotation
 from tests.conftest import ADMIN_KEY
 
 DOCUMENTED: list[Any] = [
     *(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),
     PostHogCredentials, rotate_project_secret_api_keys, reset_sharing_passwords,
-    audit_project_secret_api_keys,
+    audit_project_secret_api_keys, follow_key_rotation,
 ]
 """Objects whose docstring examples must run: every task, the credentials block and the secret
 jobs' flows."""

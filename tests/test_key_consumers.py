@@ -8,6 +8,7 @@ says so and notifies."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -180,6 +181,8 @@ def test_a_consumer_that_never_reloads_keeps_the_old_key_alive(credentials, emul
     [message] = receiver.received
     assert "NOT retired" in message["body"] and "consumers still use the old key" in \
         message["body"]
+    assert stuck.value[4:] not in json.dumps(message) and moved.value[4:] not in json.dumps(
+        message)
     assert set(keys(emulator)) == {"flags-app", "flags-app~next"}  # nothing deleted
     assert stuck.working() and stuck.failures == 0 and stuck.reloads == 0
     assert moved.failures == 0
