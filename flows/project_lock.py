@@ -127,6 +127,11 @@ def describe_holder(client: SyncPrefectClient, name: str) -> str:
         run = client.read_flow_run(UUID(variable.value))
     except (ObjectNotFound, ValueError):
         return f"flow run {variable.value}"
+    if run.state is not None and run.state.is_completed():
+        # A new holder writes the Variable a moment after acquiring; until then it names
+        # the last one, which released the project when it completed.
+        return (f"a run that took the project a moment ago (the last recorded holder, "
+                f"flow run '{run.name}', completed)")
     where = ""
     if run.deployment_id is not None:
         try:
