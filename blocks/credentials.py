@@ -128,9 +128,10 @@ class PostHogCredentials(CredentialsBlock):
     capture_host: str | None = Field(
         default=None,
         description=(
-            "Where events are captured, for bulk writes through ingestion; empty for the "
-            "default (https://us.i.posthog.com or https://eu.i.posthog.com for PostHog "
-            "Cloud, else the host)."
+            "PostHog's ingestion host: where events are captured (bulk writes through "
+            "ingestion) and where project secret keys are checked (the flags service); "
+            "empty for the default (https://us.i.posthog.com or https://eu.i.posthog.com "
+            "for PostHog Cloud, else the host)."
         ),
     )
     max_attempts: int = Field(
@@ -227,4 +228,5 @@ class PostHogCredentials(CredentialsBlock):
             retry=RetryPolicy(max_attempts=self.max_attempts),
             before_request=before_request,
             sleep=sleep,
+            ingestion_host=self.capture_host,
         )

@@ -63,8 +63,11 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 def _check(emulator: Emulator, value: str) -> bool:
-    url = f"{emulator.url}/api/projects/1/feature_flags/local_evaluation/"
-    return httpx.get(url, headers={"Authorization": f"Bearer {value}"}).status_code == 200
+    """Whether a consumer with this value can load the flags (what PostHog's SDKs poll)."""
+    token = emulator.read_state()["projects"]["1"]["api_token"]
+    response = httpx.get(f"{emulator.url}/flags/definitions", params={"token": token},
+                         headers={"Authorization": f"Bearer {value}"})
+    return response.status_code == 200
 
 
 def main() -> int:

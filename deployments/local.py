@@ -21,6 +21,8 @@ import httpx
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
 EMULATOR_KEY = "phx_local_emulator_key"
 POOL = "posthog"
+# Leases survive a server restart only in the filesystem storage (the default is memory).
+LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 def _free_port() -> int:
@@ -32,13 +34,18 @@ def _free_port() -> int:
 class LocalStack:
     """A Prefect server, an optional emulator and a worker, as child processes.
 
+    The server keeps concurrency leases (the secret jobs' project lock) on disk, so a
+    server restart does not strand a held project (Prefect keeps them in memory by default).
+
     Args:
         home: PREFECT_HOME for the server and worker.
         port: Prefect server port (0 = any free port).
         emulator_port: Emulator port (0 = any free port); unused with a real PostHog.
+        env: Extra environment for every process (e.g. server settings).
     """
 
-    def __init__(self, home: Path, port: int = 4200, emulator_port: int = 8010) -> None:
+    def __init__(self, home: Path, port: int = 4200, emulator_port: int = 8010,
+                 env: dict[str, str] | None = None) -> None:
         self.home = Path(home)
         self.port = port or _free_port()
         self.emulator_port = emulator_port or _free_port()
@@ -48,7 +55,8 @@ class LocalStack:
         self.env = {**os.environ, "PREFECT_HOME": str(self.home),
                     "PREFECT_API_URL": self.api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                     "DO_NOT_TRACK": "1", "PREFECT_WORKER_QUERY_SECONDS": "1",
-                    "PREFECT_WORKER_PREFETCH_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "INFO"}
+                    "PREFECT_WORKER_PREFETCH_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "INFO",
+                    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE, **(env or {})}
 
     @property
     def api_url(self) -> str:
@@ -86,6 +94,17 @@ class LocalStack:
                 raise RuntimeError(f"{what} exited early; see logs in {self.home}")
             time.sleep(0.3)
         raise RuntimeError(f"{what} did not answer at {url} within {timeout:.0f}s")
+
+    def start_server(self) -> LocalStack:
+        """Start the Prefect server alone; returns once it answers."""
+        try:
+            self._spawn([sys.executable, "-m", "prefect", "server", "start", "--host",
+                         "127.0.0.1", "--port", str(self.port)], "server.log")
+            self._wait(f"{self.api_url}/health", "the Prefect server")
+        except BaseException:
+            self.down()
+            raise
+        return self
 
     def up(self) -> LocalStack:
         """Start everything and deploy; returns once the worker is polling."""
@@ -158,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Prefect UI:  http://127.0.0.1:{stack.port}")
     print(f"PostHog:     {'real, from POSTHOG_HOST' if stack.real else stack.emulator_url}")
     print("Deployments: posthog-rotate-project-secret-api-keys/monthly, "
+          "posthog-rotate-project-secret-api-keys/overlap (paused), "
+          "posthog-audit-project-secret-api-keys/hourly-audit, "
           "posthog-bulk-update-group-properties/update-group-properties, "
           "posthog-reset-sharing-passwords/reset-share-passwords, "
           "posthog-follow-key-rotation/follow-flag-key-rotation (worker on pool 'posthog')")

@@ -8,9 +8,16 @@ value or a password, even if a server echoed one into a reason.
 
 Events (resource in brackets):
 
-- `posthog.secret-api-key.rotated` [`posthog.project.<p>.secret-api-key.<id>`]: a key
-  passed the final check; `.rotation-failed` when it could not be rotated;
+- `posthog.secret-api-key.rotated` [`posthog.project.<p>.secret-api-key.<id>`]: a new
+  value (a roll, a repair, or an overlap's successor: then `<id>` is the successor's and
+  `posthog.old-key-id` the key it replaces) passed the final check (`posthog.status`
+  says `rotated` or `repaired`); `.rotation-failed` when it could not be done;
   `.rotation-planned` in a dry run.
+- `posthog.secret-api-key.retired` [the old key]: an overlap's old key was deleted and its
+  successor (`posthog.successor-id`) holds the label; `.retire-overdue` when the deadline
+  passed and consumers still use the old key (nothing deleted).
+- `posthog.secret-api-key.audited` [the key]: what the audit found (`posthog.state`);
+  `.drift-detected` too when the Secret block holds a dead value.
 - `posthog.sharing.password-reset` [`posthog.project.<p>.<kind>.<id>`]: a share passed
   the final check; `password-reset-failed`; `password-reset-planned` in a dry run.
 - `posthog.groups.bulk-update.completed` / `.failed` [`posthog.project.<p>.groups`]:
@@ -26,8 +33,11 @@ from prefect.events import emit_event
 from prefect_posthog.blocks import PostHogCredentials
 from prefect_posthog.client import SECRETS
 from prefect_posthog.flows.models import (
+    DRIFT,
     BulkUpdateReport,
+    KeyAudit,
     KeyRotationOutcome,
+    KeyStatus,
     PasswordResetOutcome,
 )
 
@@ -55,22 +65,56 @@ def project_of(credentials: PostHogCredentials, project_id: int | str | None) ->
     return str(credentials.project(project_id))
 
 
+_KEY_EVENTS = {KeyStatus.ROTATED: "rotated", KeyStatus.REPAIRED: "rotated",
+               KeyStatus.RETIRED: "retired", KeyStatus.OVERDUE: "retire-overdue",
+               KeyStatus.FAILED: "rotation-failed", KeyStatus.PLANNED: "rotation-planned"}
+
+
+def _key_resource(project: str, key_id: str, label: str, **labels: Any) -> dict[str, Any]:
+    return {"prefect.resource.id": f"posthog.project.{project}.secret-api-key.{key_id}",
+            "prefect.resource.name": label, "posthog.project": project,
+            "posthog.key-id": key_id, "posthog.label": label, **labels}
+
+
 def key_rotation_events(project: str, outcomes: list[KeyRotationOutcome],
                         dry_run: bool) -> None:
-    """One event per key: rotated, rotation-failed or (dry run) rotation-planned."""
+    """One event per key that changed or needs attention (an overlap still waiting for its
+    consumers emits none): rotated, retired, retire-overdue, rotation-failed or (dry run)
+    rotation-planned."""
     for o in outcomes:
-        name = ("rotation-planned" if dry_run else
-                "rotated" if o.status == "rotated" else "rotation-failed")
-        _emit(f"posthog.secret-api-key.{name}", {
-            "prefect.resource.id": f"posthog.project.{project}.secret-api-key.{o.id}",
-            "prefect.resource.name": o.label,
-            "posthog.project": project, "posthog.key-id": o.id, "posthog.label": o.label,
-            "posthog.mask": o.mask_value, "posthog.stored-in": o.stored_in,
-            "posthog.dry-run": str(dry_run).lower(),
-        }, {"label": o.label, "mask_value": o.mask_value, "stored_in": o.stored_in,
-            "rolled_at": o.rolled_at.isoformat() if o.rolled_at else None,
-            "verification": o.verification, "reason": o.reason, "dry_run": dry_run},
-            project)
+        name = "rotation-planned" if dry_run else _KEY_EVENTS.get(o.status)
+        if name is None:
+            continue
+        retiring = name in ("retired", "retire-overdue") and o.old_key_id
+        key_id = o.old_key_id if retiring else o.id
+        _emit(f"posthog.secret-api-key.{name}", _key_resource(
+            project, key_id or o.id, o.label, **{
+                "posthog.mask": o.mask_value, "posthog.stored-in": o.stored_in,
+                "posthog.status": str(o.status), "posthog.strategy": o.strategy,
+                "posthog.old-key-id": None if retiring else o.old_key_id,
+                "posthog.successor-id": o.id if retiring else None,
+                "posthog.dry-run": str(dry_run).lower()}),
+            {"label": o.label, "mask_value": o.mask_value, "stored_in": o.stored_in,
+             "rolled_at": o.rolled_at.isoformat() if o.rolled_at else None,
+             "status": str(o.status), "action": str(o.action) if o.action else None,
+             "verification": o.verification, "detail": o.detail, "reason": o.reason,
+             "dry_run": dry_run}, project)
+
+
+def key_audit_events(project: str, audits: list[KeyAudit]) -> None:
+    """One `audited` event per key (its state as the `posthog.state` label), and a
+    `drift-detected` event for each key whose Secret block holds a dead value."""
+    for a in audits:
+        resource = _key_resource(project, a.id, a.label, **{
+            "posthog.state": str(a.state), "posthog.stored-in": a.stored_in,
+            "posthog.mask": a.live_mask})
+        payload = {"label": a.label, "state": str(a.state), "detail": a.detail,
+                   "stored_in": a.stored_in, "live_mask": a.live_mask,
+                   "stored_mask": a.stored_mask,
+                   "repair": str(a.repair) if a.repair else None}
+        _emit("posthog.secret-api-key.audited", resource, payload, project)
+        if a.state in DRIFT:
+            _emit("posthog.secret-api-key.drift-detected", resource, payload, project)
 
 
 def password_reset_events(project: str, outcomes: list[PasswordResetOutcome],

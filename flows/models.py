@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -84,26 +85,85 @@ class KeySelector(BaseModel):
         return self
 
 
+Strategy = Literal["roll", "overlap"]
+"""How a key is replaced: `roll` gives it a new value at once (the old one dies: right for
+a leak); `overlap` creates a successor key, stores it, and retires the old key on a later
+run once consumers have moved."""
+
+
+class KeyStatus(StrEnum):
+    """How one key ended a rotation run. Only `failed` and `overdue` fail the run."""
+
+    PLANNED = "planned"
+    """Dry run: what would be done (`action`)."""
+    ROTATED = "rotated"
+    """A new value is stored and passed the final check: rolled (`roll`), or a successor
+    key created (`overlap`: the old key keeps working until consumers moved)."""
+    REPAIRED = "repaired"
+    """The stored value was not the live one (rolled elsewhere, or a run stopped between
+    a write and its store): replaced, stored and checked like a rotation."""
+    OVERLAPPING = "overlapping"
+    """An overlap in progress, not yet safe to retire; nothing needed doing."""
+    RETIRED = "retired"
+    """The overlap's old key was deleted and the successor took its label; the stored
+    value passed the final check."""
+    OVERDUE = "overdue"
+    """Past `retire_deadline_hours` and still not safe to retire: consumers still use the
+    old key (or none uses the successor). Nothing was deleted."""
+    FAILED = "failed"
+    """See `reason`; the stored value may not be live: run again."""
+
+
+class KeyAction(StrEnum):
+    """What a run does to one key (chosen before any write)."""
+
+    ROLL = "roll"
+    REPAIR = "repair"
+    START_OVERLAP = "start_overlap"
+    STORE_SUCCESSOR = "store_successor"
+    WAIT = "wait"
+    RETIRE = "retire"
+    END_OVERLAP = "end_overlap"
+
+
+class FinalCheck(StrEnum):
+    """The final check of a written key: `changed` means its live value moved on after it
+    was stored (a late write, another actor), so the run writes it again and checks again."""
+
+    PASSED = "passed"
+    CHANGED = "changed"
+    FAILED = "failed"
+
+
 class KeyRotationOutcome(BaseModel):
     """What happened to one key (never its value).
 
-    `rotated` means the final check passed: after any late write could have landed, the
-    key's live value (its mask and `last_rolled_at`) is the one the job stored.
+    `rotated`, `repaired` and `retired` mean the final check passed: after any late write
+    could have landed, the key's live value (its mask and store time) is the one the job
+    stored, the Secret block holds it and, where PostHog can check it, it authenticates.
+    In an overlap, `id` is the successor's (the key consumers now read) and `old_key_id`
+    the key it replaces; `label` is always the label consumers know.
     """
 
     id: str
     label: str
-    status: Literal["rotated", "planned", "failed"]
+    status: KeyStatus
+    action: KeyAction | None = None
+    strategy: Strategy = "roll"
+    old_key_id: str | None = Field(None, description="Overlap: the key being retired.")
     mask_value: str | None = None
-    rolled_at: datetime | None = None
+    rolled_at: datetime | None = Field(None, description="When the stored value was made "
+                                       "(the roll, or the successor's creation).")
     stored_in: str | None = None
     new_value_works: bool | None = None
     old_value_revoked: bool | None = None
     verification: str | None = Field(
         None, description="What the final check established about the stored value.")
-    rolls: int = Field(0, description="Roll calls made for this key.")
-    reconciled: bool = Field(False, description="A roll's outcome was unknown and was "
+    detail: str | None = Field(None, description="Overlap progress and what happens next.")
+    rolls: int = Field(0, description="Roll (and create) calls made for this key.")
+    reconciled: bool = Field(False, description="A write's outcome was unknown and was "
                              "reconciled.")
+    final_check: FinalCheck | None = None
     reason: str | None = None
 
 
@@ -111,7 +171,53 @@ class RotationReport(BaseModel):
     """Outcome of a key rotation run."""
 
     dry_run: bool
+    strategy: Strategy = "roll"
     outcomes: list[KeyRotationOutcome] = Field(default_factory=list)
+    notified: bool = False
+    notification_error: str | None = None
+
+
+class KeyState(StrEnum):
+    """What a key's Secret block holds, compared with the live key."""
+
+    IN_SYNC = "in_sync"
+    """The block holds the live value (and it authenticates, where checked)."""
+    ROLLED_ELSEWHERE = "rolled_elsewhere"
+    """The block's value is not the live one: the key was rolled by someone else (an
+    admin, PostHog's leak scanning) or a run stopped between a roll and its store.
+    Consumers reading the block are cut off."""
+    STORED_VALUE_DEAD = "stored_value_dead"
+    """The block's value matches the live mask but PostHog refuses it."""
+    IN_OVERLAP = "in_overlap"
+    """An overlap rotation is under way (see the detail for the consumers' progress)."""
+    NO_STORAGE = "no_storage"
+    """No Secret block for this key (yet): nothing to compare."""
+
+
+DRIFT = frozenset({KeyState.ROLLED_ELSEWHERE, KeyState.STORED_VALUE_DEAD})
+
+
+class KeyAudit(BaseModel):
+    """One key as the audit found it (never its value)."""
+
+    id: str
+    label: str
+    state: KeyState
+    detail: str | None = None
+    stored_in: str | None = None
+    live_mask: str | None = None
+    stored_mask: str | None = None
+    last_used_at: datetime | None = None
+    repair: KeyStatus | None = Field(None, description="With repair on: how the repair "
+                                     "ended (repaired or failed).")
+    reason: str | None = None
+
+
+class AuditReport(BaseModel):
+    """Outcome of an audit run."""
+
+    audits: list[KeyAudit] = Field(default_factory=list)
+    repaired: list[KeyRotationOutcome] = Field(default_factory=list)
     notified: bool = False
     notification_error: str | None = None
 
@@ -138,6 +244,26 @@ class SharingTarget(BaseModel):
         return self
 
 
+class ResetStatus(StrEnum):
+    """How one share ended a reset run."""
+
+    PLANNED = "planned"
+    RESET = "reset"
+    """The final check passed: protection on, the only active password is the stored one,
+    the Secret block still holds it, `share_url` is the live link."""
+    FAILED = "failed"
+
+
+class StoredPassword(StrEnum):
+    """After a failure: what the Secret block holds, as people must know it."""
+
+    WORKS = "the stored password is the working one"
+    ROLLED_BACK = "rolled back: the share and the stored password are as before"
+    ROLLBACK_INCOMPLETE = "rollback incomplete (see reason)"
+    UNCHANGED = "unchanged: nothing was changed"
+    NOT_WORKING = "the stored password is not the working one"
+
+
 class PasswordResetOutcome(BaseModel):
     """What happened to one shared object (never the password).
 
@@ -148,13 +274,13 @@ class PasswordResetOutcome(BaseModel):
 
     resource: SharingResource
     id: str
-    status: Literal["reset", "planned", "failed"]
+    status: ResetStatus
     share_url: str | None = None
     password_id: int | None = None
     removed_passwords: int = 0
     link_refreshed: bool = False
     stored_in: str | None = None
-    stored_secret: str | None = Field(
+    stored_secret: StoredPassword | None = Field(
         None, description="After a failure: whether the stored password is the working one "
         "or the change was rolled back.")
     note: str | None = Field(None, description="The note marking this run's password.")

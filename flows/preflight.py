@@ -6,7 +6,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from prefect_posthog.blocks import PostHogCredentials
-from prefect_posthog.client import InvalidInputError, NotFoundError, UnexpectedResponseError
+from prefect_posthog.client import (
+    InvalidInputError,
+    NotFoundError,
+    Project,
+    UnexpectedResponseError,
+)
+from prefect_posthog.tasks import get_project
 
 T = TypeVar("T")
 
@@ -37,3 +43,10 @@ def project_or_fail(credentials: PostHogCredentials, project_id: int | str | Non
         raise InvalidInputError(
             "project_id", f"project {project} was not found at {credentials.host} ({exc}); "
             "check the credentials block's host and project_id. Nothing was changed") from None
+
+
+def prove_project(credentials: PostHogCredentials, project_id: int | str | None) -> Project:
+    """The job's first read: the project itself (`project:read`), so a wrong project or
+    host fails before any write, and `@current` resolves to the id the lock is named by."""
+    return project_or_fail(credentials, project_id,
+                           lambda: get_project(credentials, project_id=project_id))

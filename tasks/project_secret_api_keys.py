@@ -291,13 +291,19 @@ def roll_project_secret_api_key(
 def check_project_secret_api_key(
     credentials: PostHogCredentials, value: SecretStr, project_id: int | str | None = None
 ) -> bool:
-    """Whether a `phs_` value authenticates now, the way PostHog checks it.
+    """Whether a `phs_` value authenticates now, the way its consumers use it.
 
-    Calls `GET feature_flags/local_evaluation/` with the value as Bearer token, an action
-    PostHog's `products/feature_flags/backend/api/feature_flag.py` opens to project
-    secret API keys with `feature_flag:read`; the personal key's budget is not spent.
-    Use it as the last word after storing a rolled value. Transient failures are
-    retried; a rejected value is an answer (`False`), not a failure.
+    Calls `GET {ingestion host}/flags/definitions?token=<project token>` with the value
+    as Bearer token: the route PostHog's SDKs poll for local evaluation, served by
+    PostHog's flags service (`rust/feature-flags/src/api/flag_definitions.rs`) to project
+    secret API keys with `feature_flag:read`. A 402 (`quota_limited`) counts as
+    authenticating: PostHog sends it only after the key passed. On an older self-hosted
+    PostHog without that route (404), Django's `feature_flags/local_evaluation` is
+    asked instead. The project token is read with `get_project` (`project:read`); the
+    personal key's budget is not spent otherwise. The ingestion host is the block's
+    `capture_host`, else Cloud's `*.i.posthog.com`, else the host. Use it as the last
+    word after storing a rolled value. Transient failures are retried; a rejected value
+    is an answer (`False`), not a failure.
 
     Args:
         credentials: PostHog credentials block (host and project).
@@ -305,7 +311,8 @@ def check_project_secret_api_key(
         project_id: Override the block's project.
 
     Returns:
-        True when PostHog accepts the value, False when it answers 401.
+        True when PostHog accepts the value (200, or 402 after authenticating), False
+        when it answers 401.
 
     Example:
         ```python

@@ -11,6 +11,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 from collections.abc import Iterator
 
 import pytest
+from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
@@ -36,9 +37,19 @@ def emulator_server() -> Iterator[Emulator]:
         yield emulator
 
 
+def forget_stored_secrets() -> None:
+    """Delete every Secret block: what a test stored belongs to the PostHog it ran against,
+    and a later test's fresh emulator would see it as a dead stored value (drift)."""
+    with get_client(sync_client=True) as client:
+        for document in client.read_block_documents_by_type("secret", include_secrets=False):
+            client.delete_block_document(document.id)
+
+
 @pytest.fixture
 def emulator(emulator_server: Emulator) -> Emulator:
-    """The session emulator, reset to an empty project 1 with one admin key."""
+    """The session emulator, reset to an empty project 1 with one admin key (and no Secret
+    blocks left from earlier tests)."""
+    forget_stored_secrets()
     emulator_server.reset()
     emulator_server.configure(advanced_permissions=True, property_definitions_route=True,
                               rate_limit="")

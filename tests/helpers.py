@@ -1,15 +1,35 @@
-"""Test helpers: a real local webhook receiver and leak scanning."""
+"""Test helpers: a real local webhook receiver, a hostile proxy, and a key's check the way
+its consumers use it."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import re
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+
+PROJECT_TOKEN = "phc_emulator_project_token"  # the emulator's project 1
+
+
+def flags_status(base_url: str, value: str, token: str = PROJECT_TOKEN) -> int:
+    """What PostHog's flags service answers a project secret key on the route its SDKs poll
+    for local evaluation (``GET /flags/definitions?token=<phc_…>``, the key as Bearer)."""
+    return httpx.get(f"{base_url}/flags/definitions", params={"token": token},
+                     headers={"Authorization": f"Bearer {value}"}, timeout=30).status_code
+
+
+def authenticates(base_url: str, value: str, token: str = PROJECT_TOKEN) -> bool:
+    """Whether a consumer holding ``value`` can load the project's flag definitions."""
+    return flags_status(base_url, value, token) == 200
 
 
 class WebhookReceiver:
@@ -159,3 +179,102 @@ class HostileProxy:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+# -- leak scanning --------------------------------------------------------------------------
+
+async def prefect_records() -> str:
+    """Everything the Prefect API keeps of the runs: flow and task runs (parameters,
+    states), logs, artifacts, and every event this package emitted."""
+    async with get_client() as client:
+        runs = await client.read_flow_runs()
+        tasks = await client.read_task_runs()
+        logs = await client.read_logs()
+        artifacts = await client.read_artifacts()
+    parts = [r.model_dump_json() for r in [*runs, *tasks, *logs, *artifacts]]
+    return "\n".join(parts) + "\n" + await posthog_events()
+
+
+async def posthog_events() -> str:
+    """Every event this package emitted (read back from the events API, all pages)."""
+    found: list = []
+    async with get_client() as client:
+        page = (await client._client.post("/events/filter", json={
+            "filter": {"event": {"prefix": ["posthog."]}}, "limit": 50})).json()
+        found += page["events"]
+        while page.get("next_page"):
+            page = (await client._client.get(page["next_page"])).json()
+            found += page["events"]
+    return json.dumps(found)
+
+
+def emitted(check: Callable[[list[dict]], bool], timeout: float = 60,
+            since: str | None = None) -> list[dict]:
+    """This package's events (those occurred at or after the ISO time `since`, if given)
+    once `check` holds for them (the server persists events a moment after they are sent);
+    the last read if it never does."""
+    import asyncio
+    import time
+    from datetime import datetime
+
+    after = datetime.fromisoformat(since) if since else None
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [e for e in json.loads(asyncio.run(posthog_events()))
+                  if after is None or datetime.fromisoformat(e["occurred"]) >= after]
+        if check(events) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
+def until(condition: Callable[[], Any], seconds: float = 120) -> Any:
+    """Poll `condition` until it holds (returning its value) or `seconds` passed (returning
+    its last value): waits with a generous bound, never a timed assertion."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.05)
+    return condition()
+
+
+def leak_channels(storage: Path, notifications: list[dict], captured: str, log_text: str,
+                  expected_events: set[str], since: str, timeout: float = 60
+                  ) -> dict[str, str]:
+    """Every place a secret could reach, by name, once the server holds the events named:
+    the Prefect API (parameters, states, logs, artifacts, events), persisted results,
+    notification payloads, captured output and log records. Every channel but captured
+    output (pytest may route Prefect's console logs into the log records) must hold
+    something, or the search proves nothing; the events named must have occurred since
+    `since` (the test's start)."""
+    import asyncio
+
+    found = emitted(lambda events: expected_events <= {e["event"] for e in events}, timeout,
+                    since)
+    assert expected_events <= {e["event"] for e in found}, {e["event"] for e in found}
+    channels = {
+        "prefect api (parameters, states, logs, artifacts, events)":
+            asyncio.run(prefect_records()),
+        "persisted results": storage_text(storage) if storage.exists() else "",
+        "notifications": json.dumps(notifications),
+        "stdout/stderr": captured,
+        "log records": log_text,
+    }
+    empty = [k for k, v in channels.items() if not v and k != "stdout/stderr"]
+    assert not empty, empty
+    return channels
+
+
+def storage_text(root: Path) -> str:
+    """Every persisted result file under ``root``, with base64 blobs decoded."""
+    chunks = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            raw = path.read_bytes()
+            chunks.append(raw.decode("latin1"))
+            for blob in re.findall(rb"[A-Za-z0-9+/=]{40,}", raw):
+                with contextlib.suppress(ValueError):
+                    chunks.append(base64.b64decode(blob + b"===").decode("latin1"))
+    return "\n".join(chunks)

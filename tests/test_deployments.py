@@ -44,9 +44,15 @@ def api(stack: LocalStack, method: str, path: str, **kwargs) -> httpx.Response:
     return response
 
 
-def deployment(stack: LocalStack, flow_name: str) -> dict:
+# The rotation flow has two deployments (roll and overlap); the tests run the roll one.
+MAIN_DEPLOYMENT = {"posthog-rotate-project-secret-api-keys": "monthly"}
+
+
+def deployment(stack: LocalStack, flow_name: str, name: str | None = None) -> dict:
     found = api(stack, "POST", "/deployments/filter", json={
         "flows": {"name": {"any_": [flow_name]}}}).json()
+    name = name or MAIN_DEPLOYMENT.get(flow_name)
+    found = [d for d in found if name is None or d["name"] == name]
     assert len(found) == 1, found
     return found[0]
 
@@ -182,6 +188,20 @@ def test_parameter_schemas_render_as_forms(stack) -> None:
     assert schedules["0 6 * * 1"]["parameters"]["selector"]["label_pattern"] == "flags-*"
     assert "KeySelector" in rotation["parameter_openapi_schema"]["definitions"]
     assert "06:00 UTC" in rotation["description"]
+
+
+def test_overlap_and_audit_deployments_ship_as_documented(stack) -> None:
+    creds = {"$ref": {"block_document_id": block_id(stack, "posthog-credentials", "posthog")}}
+    overlap = deployment(stack, "posthog-rotate-project-secret-api-keys", "overlap")
+    assert overlap["parameters"]["strategy"] == "overlap"
+    assert overlap["parameters"]["credentials"] == creds  # pinned like the others
+    assert [s["active"] for s in overlap["schedules"]] == [False]  # paused: replaces the roll
+    audit = deployment(stack, "posthog-audit-project-secret-api-keys")
+    assert audit["parameters"]["credentials"] == creds and audit["parameters"]["repair"] is False
+    [hourly] = audit["schedules"]
+    assert hourly["active"] and hourly["schedule"]["cron"] == "15 * * * *"
+    # The audit's runs are tested in tests/test_key_drift_audit.py, the overlap's with the
+    # shipped parameters in tests/test_secret_jobs_server.py.
 
 
 def block_id(stack: LocalStack, type_slug: str, name: str) -> str:

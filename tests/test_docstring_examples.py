@@ -43,12 +43,22 @@ from prefect_posthog import tasks as posthog_tasks
 from prefect_posthog.client import SECRETS
 from prefect_posthog.emulator import Emulator
 from prefect_posthog.emulator.seed import demo_spec
-from prefect_posthog.flows import bulk_update_group_properties
+from prefect_posthog.flows import (
+    audit_project_secret_api_keys,
+    bulk_update_group_properties,
+    reset_sharing_passwords,
+    rotate_project_secret_api_keys,
+)
+from prefect_posthog.flows.follow_rotation import follow_key_rotation
 from tests.conftest import ADMIN_KEY
 
-DOCUMENTED: list[Any] = [*(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),
-                         PostHogCredentials, bulk_update_group_properties]
-"""Objects whose docstring examples must run."""
+DOCUMENTED: list[Any] = [
+    *(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),
+    PostHogCredentials, bulk_update_group_properties, rotate_project_secret_api_keys,
+    reset_sharing_passwords, audit_project_secret_api_keys, follow_key_rotation,
+]
+"""Objects whose docstring examples must run: every task, the credentials block and every
+flow."""
 
 _EXAMPLE_SECTION = re.compile(r"^Examples?:\s*$", re.M)
 _PYTHON_BLOCK = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```",

@@ -7,6 +7,7 @@ import pytest
 
 from prefect_posthog.emulator import Emulator
 from tests.conftest import ADMIN_KEY, READ_ONLY_KEY
+from tests.helpers import flags_status
 
 
 @pytest.fixture
@@ -349,13 +350,12 @@ def test_psak_duplicate_label_and_cap(api, emulator) -> None:
 def test_psak_roll_kills_old_value_at_once(api, emulator) -> None:
     key = api("POST", "project_secret_api_keys/", json={"label": "k",
                                                        "scopes": ["feature_flag:read"]}).json()
-    flags = "feature_flags/local_evaluation/"
-    assert api("GET", flags, key=key["value"]).status_code == 200
+    assert flags_status(emulator.url, key["value"]) == 200
     rolled = api("POST", f"project_secret_api_keys/{key['id']}/roll").json()
     assert rolled["value"] != key["value"] and rolled["last_rolled_at"]
     assert rolled["id"] == key["id"] and rolled["label"] == "k"
-    assert api("GET", flags, key=key["value"]).status_code == 401
-    assert api("GET", flags, key=rolled["value"]).status_code == 200
+    assert flags_status(emulator.url, key["value"]) == 401
+    assert flags_status(emulator.url, rolled["value"]) == 200
 
 
 def test_psak_patch_put_delete(api) -> None:
@@ -391,7 +391,21 @@ def test_fault_injection_lost_response_applies_then_drops(api, emulator) -> None
         api("POST", f"project_secret_api_keys/{key['id']}/roll/")
     after = api("GET", f"project_secret_api_keys/{key['id']}/").json()
     assert after["last_rolled_at"] is not None  # applied, response lost
-    assert api("GET", "feature_flags/local_evaluation/", key=key["value"]).status_code == 401
+    assert flags_status(emulator.url, key["value"]) == 401
+
+
+def test_fault_injection_stall_applies_and_logs_then_holds_the_answer(api, emulator) -> None:
+    key = api("POST", "project_secret_api_keys/", json={"label": "k",
+                                                       "scopes": ["feature_flag:read"]}).json()
+    emulator.set_faults(stall_seconds=10, schedule=[{"operation": "roll_project_secret_api_key",
+                                                     "fault": "stall"}])
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up while the answer is held
+        httpx.post(f"{emulator.url}/api/projects/1/project_secret_api_keys/{key['id']}/roll/",
+                   headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=1)
+    [entry] = [r for r in emulator.read_requests()
+               if r["operation"] == "roll_project_secret_api_key"]
+    assert (entry["fault"], entry["status"]) == ("stall", 200)  # logged as it landed
+    assert flags_status(emulator.url, key["value"]) == 401  # applied: the old value is dead
 
 
 def test_state_file_round_trip(tmp_path) -> None:

@@ -118,7 +118,8 @@ def test_last_used_at_is_stamped_when_empty_or_over_an_hour_old(emulator, key) -
     definitions(emulator, key["value"])
     second = stored(emulator, key["id"])["last_used_at"]
     assert second >= first + 3601
-    # Django's old local evaluation stamps by the same rule
+    # Django's old local evaluation (older self-hosted PostHog) stamps by the same rule
+    emulator.configure(legacy_local_evaluation=True)
     emulator.admin("POST", "clock", {"advance": 3601})
     flags = httpx.get(f"{emulator.url}/api/projects/1/feature_flags/local_evaluation/",
                       headers={"Authorization": f"Bearer {key['value']}"})
@@ -136,6 +137,7 @@ def test_quota_limited_answers_402_after_authentication(emulator, key) -> None:
     assert (limited.status_code, limited.json()) == (402, QUOTA)
     assert stored(emulator, key["id"])["last_used_at"] is not None  # authenticated first
     assert definitions(emulator, "phs_" + "z" * 47).json() == DEAD  # a dead key: 401 first
+    emulator.configure(legacy_local_evaluation=True)  # older self-hosted PostHog
     django = f"{emulator.url}/api/projects/1/feature_flags/local_evaluation/"
     old = httpx.get(django, headers={"Authorization": f"Bearer {key['value']}"})
     assert (old.status_code, old.json()) == (402, {
@@ -147,8 +149,7 @@ def test_quota_limited_answers_402_after_authentication(emulator, key) -> None:
 
 def test_django_local_evaluation_as_current_posthog_has_it(emulator, key) -> None:
     """PostHog #62229 removed the action: the path is a flag's detail route, which takes no
-    project secret key."""
-    emulator.configure(legacy_local_evaluation=False)
+    project secret key. This is the emulator's default."""
     url = f"{emulator.url}/api/projects/1/feature_flags/local_evaluation/"
     refused = httpx.get(url, headers={"Authorization": f"Bearer {key['value']}"})
     assert refused.status_code == 401 and refused.json()["detail"] == (

@@ -58,8 +58,7 @@ def test_emulator_cli_generates_a_key_and_rejects_bad_options() -> None:
     assert bad.returncode == 2 and "unknown fault kind" in bad.stderr
 
 
-def test_serve_builds_the_three_deployments_with_block_references(credentials,
-                                                                   emulator) -> None:
+def test_serve_builds_the_deployments_with_block_references(credentials, emulator) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
     from prefect_posthog.client import InvalidInputError
@@ -71,10 +70,17 @@ def test_serve_builds_the_three_deployments_with_block_references(credentials,
     deployments = {(d.flow_name, d.name): d for d in serve.build()}
     assert set(deployments) == {
         ("posthog-rotate-project-secret-api-keys", "monthly"),
+        ("posthog-rotate-project-secret-api-keys", "overlap"),
+        ("posthog-audit-project-secret-api-keys", "hourly-audit"),
         ("posthog-bulk-update-group-properties", "update-group-properties"),
         ("posthog-reset-sharing-passwords", "reset-share-passwords")}
     monthly = deployments[("posthog-rotate-project-secret-api-keys", "monthly")]
     assert monthly.schedules and "06:00 UTC" in monthly.description
+    overlap = deployments[("posthog-rotate-project-secret-api-keys", "overlap")]
+    assert overlap.parameters["strategy"] == "overlap"
+    assert [s.active for s in overlap.schedules] == [False]  # paused: it replaces the roll
+    audit = deployments[("posthog-audit-project-secret-api-keys", "hourly-audit")]
+    assert [s.active for s in audit.schedules] == [True]  # report-only: on
     # Stored as references to the saved documents, never as the blocks' data.
     as_stored = {name: block.model_dump(context={"serialize_blocks_as_references": True})
                  for name, block in monthly.parameters.items()

@@ -20,7 +20,7 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
-from tests.helpers import WebhookReceiver
+from tests.helpers import WebhookReceiver, authenticates
 
 
 @pytest.fixture
@@ -178,9 +178,7 @@ def keys(emulator):
 
 
 def check(emulator, value: str) -> bool:
-    import httpx
-    return httpx.get(f"{emulator.url}/api/projects/1/feature_flags/local_evaluation/",
-                     headers={"Authorization": f"Bearer {value}"}).status_code == 200
+    return authenticates(emulator.url, value)
 
 
 def test_rotation_rolls_stores_verifies_and_notifies(credentials, emulator, keys,

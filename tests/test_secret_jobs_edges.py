@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -32,8 +33,7 @@ from prefect_posthog.flows import (
 )
 from prefect_posthog.flows.reset_passwords import ROLLED_BACK, STORED_WORKS
 from tests.conftest import ADMIN_KEY
-from tests.helpers import HostileProxy
-from tests.test_secrets import _prefect_records, _storage_text
+from tests.helpers import HostileProxy, flags_status, prefect_records, storage_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +43,7 @@ def key_state(emulator) -> dict[str, dict]:
 
 
 def authenticates(emulator, value: str) -> bool:
-    return httpx.get(f"{emulator.url}/api/projects/1/feature_flags/local_evaluation/",
-                     headers={"Authorization": f"Bearer {value}"}).status_code == 200
+    return flags_status(emulator.url, value) == 200
 
 
 def viewer(emulator, url: str, password: str) -> int:
@@ -216,11 +215,18 @@ def test_a_block_overwritten_during_the_run_is_not_reported_reset(credentials, e
                                                                   protected) -> None:
     import threading
 
-    # The old password's removal is held for 1.5 s; meanwhile someone else writes the block.
-    emulator.set_faults(slow_seconds=1.5, schedule=[{"operation": "delete_sharing_password",
-                                                     "fault": "slow"}])
-    writer = threading.Timer(0.7, lambda: Secret(value="someone-elses-value").save(
-        "posthog-share-insight-1", overwrite=True))
+    # The old password's removal is applied, then its answer held for 4 s (the client waits
+    # 5); the moment the emulator has applied it, someone else writes the block.
+    emulator.set_faults(stall_seconds=4, schedule=[{"operation": "delete_sharing_password",
+                                                    "fault": "stall"}])
+
+    def other_writer() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not applied(emulator, "delete_sharing_password"):
+            time.sleep(0.05)
+        Secret(value="someone-elses-value").save("posthog-share-insight-1", overwrite=True)
+
+    writer = threading.Thread(target=other_writer, daemon=True)
     writer.start()
     with pytest.raises(RuntimeError, match="1 target"):
         reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")],
@@ -228,6 +234,7 @@ def test_a_block_overwritten_during_the_run_is_not_reported_reset(credentials, e
     writer.join()
     [outcome] = _last_artifact_rows("posthog-password-reset")
     assert outcome["status"] == "failed" and "overwritten" in outcome["reason"]
+    assert outcome["stored_secret"] == "the stored password is not the working one"
 
 
 def _last_artifact_rows(key: str) -> list[dict]:
@@ -355,8 +362,8 @@ def test_hostile_server_echoing_secrets_everywhere_leaks_nothing(credentials, em
     # echo every secret seen so far into every error field, a text error cut mid-secret.
     proxy.add("drop_field", "/roll", field="id")
     proxy.add("echo_error", r"project_secret_api_keys/[^/?]+/($|\?)", method="GET", count=2)
-    proxy.add("echo_ok", "local_evaluation", count=3)
-    proxy.add("cut_text", "local_evaluation", count=50)
+    proxy.add("echo_ok", "flags/definitions", count=3)
+    proxy.add("cut_text", "flags/definitions", count=50)
     # Reset: an echoed rejection of the create (with the password in it), then a malformed
     # create answer, then echoes on the final check.
     proxy.add("echo_error", "insights/1/sharing/passwords", method="POST")
@@ -383,8 +390,8 @@ def test_hostile_server_echoing_secrets_everywhere_leaks_nothing(credentials, em
     assert len(canaries) >= 6
     out, err = capfd.readouterr()
     haystacks = {
-        "prefect api (parameters, states, logs, artifacts)": asyncio.run(_prefect_records()),
-        "persisted results and failures": _storage_text(storage) if storage.exists() else "",
+        "prefect api (parameters, states, logs, artifacts)": asyncio.run(prefect_records()),
+        "persisted results and failures": storage_text(storage) if storage.exists() else "",
         "stdout/stderr": out + err,
         "log records": caplog.text,
     }

@@ -4,17 +4,11 @@ notification payloads, exception texts and captured output. Zero hits allowed.""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import json
-import re
-import time
-from pathlib import Path
+from datetime import UTC, datetime
 
+import httpx
 import pytest
 from prefect.blocks.system import Secret
-from prefect.client.orchestration import get_client
 from prefect.settings import (
     PREFECT_LOCAL_STORAGE_PATH,
     PREFECT_RESULTS_PERSIST_BY_DEFAULT,
@@ -25,49 +19,15 @@ from prefect_posthog.flows import (
     GroupPropertyUpdate,
     KeySelector,
     SharingTarget,
+    audit_project_secret_api_keys,
     bulk_update_group_properties,
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
 from tests.conftest import ADMIN_KEY
-from tests.helpers import WebhookReceiver
+from tests.helpers import PROJECT_TOKEN, WebhookReceiver, leak_channels
 
 SHARE_PASSWORD = "pw-CANARY-share-9d2b"
-
-
-async def _prefect_records() -> str:
-    async with get_client() as client:
-        runs = await client.read_flow_runs()
-        tasks = await client.read_task_runs()
-        logs = await client.read_logs()
-        artifacts = await client.read_artifacts()
-    parts = [r.model_dump_json() for r in [*runs, *tasks, *logs, *artifacts]]
-    return "\n".join(parts) + "\n" + await _posthog_events()
-
-
-async def _posthog_events() -> str:
-    """Every event this package emitted (read back from the events API, all pages)."""
-    found: list = []
-    async with get_client() as client:
-        page = (await client._client.post("/events/filter", json={
-            "filter": {"event": {"prefix": ["posthog."]}}, "limit": 50})).json()
-        found += page["events"]
-        while page.get("next_page"):
-            page = (await client._client.get(page["next_page"])).json()
-            found += page["events"]
-    return json.dumps(found)
-
-
-def _storage_text(root: Path) -> str:
-    chunks = []
-    for path in root.rglob("*"):
-        if path.is_file():
-            raw = path.read_bytes()
-            chunks.append(raw.decode("latin1"))
-            for blob in re.findall(rb"[A-Za-z0-9+/=]{40,}", raw):
-                with contextlib.suppress(ValueError):
-                    chunks.append(base64.b64decode(blob + b"===").decode("latin1"))
-    return "\n".join(chunks)
 
 
 def secret_tasks_in_a_user_flow(credentials) -> list[str]:
@@ -98,6 +58,7 @@ def secret_tasks_in_a_user_flow(credentials) -> list[str]:
 
 def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
                                        caplog) -> None:
+    since = datetime.now(UTC).isoformat()
     emulator.seed({
         "groups": [{"group_type_index": 0, "group_key": "acme"}],
         "insights": [{"id": 1}, {"id": 2}],
@@ -141,29 +102,57 @@ def test_no_secret_reaches_any_channel(credentials, emulator, tmp_path, capfd,
                 "pw-CANARY-old-1234", *task_values]
 
     out, err = capfd.readouterr()
-    haystacks = {
-        "prefect api (parameters, states, logs, artifacts)": asyncio.run(_prefect_records()),
-        "persisted results": _storage_text(storage) if storage.exists() else "",
-        "notifications": json.dumps(hook.received + broken.received),
-        "stdout/stderr": out + err,
-        "log records": caplog.text,
-    }
-    # every channel must hold something, or the search proves nothing
-    # (stdout may be empty: pytest routes Prefect's console logs into the log records)
-    empty = [k for k, v in haystacks.items() if not v and k != "stdout/stderr"]
-    assert not empty, empty
-    expected = {"posthog.secret-api-key.rotated", "posthog.sharing.password-reset",
-                "posthog.groups.bulk-update.completed"}
-    for _ in range(30):  # the server persists events shortly after they are sent
-        emitted = {e["event"] for e in json.loads(asyncio.run(_posthog_events()))}
-        if expected <= emitted:
-            break
-        time.sleep(1)
-    assert expected <= emitted, emitted
-    haystacks["prefect api (parameters, states, logs, artifacts)"] = asyncio.run(
-        _prefect_records())
-    assert haystacks["notifications"] and haystacks["prefect api (parameters, states, logs, "
-                                                    "artifacts)"]
-    for where, text in haystacks.items():
+    channels = leak_channels(storage, hook.received + broken.received, out + err, caplog.text, {
+        "posthog.secret-api-key.rotated", "posthog.sharing.password-reset",
+        "posthog.groups.bulk-update.completed"}, since)
+    for where, text in channels.items():
+        for canary in canaries:
+            assert canary not in text, f"a secret leaked into {where}"
+
+
+def test_no_secret_of_the_overlap_and_audit_jobs_reaches_any_channel(
+        credentials, emulator, tmp_path, capfd, caplog) -> None:
+    since = datetime.now(UTC).isoformat()
+    emulator.seed({"project_secret_api_keys": [
+        {"label": "canary-swap", "value": "phs_CANARY_swap_original_0002",
+         "created_days_ago": 40, "scopes": ["feature_flag:read"]},
+        {"label": "canary-drift", "value": "phs_CANARY_drift_original_0003",
+         "scopes": ["feature_flag:read"]}]})
+    for label in ("swap", "drift"):
+        Secret(value=f"phs_CANARY_{label}_original_000{2 if label == 'swap' else 3}").save(
+            f"posthog-psak-canary-{label}", overwrite=True)
+    hook = WebhookReceiver()
+    storage = tmp_path / "storage"
+    swap = KeySelector(labels=["canary-swap"])
+    try:
+        with temporary_settings({PREFECT_RESULTS_PERSIST_BY_DEFAULT: True,
+                                 PREFECT_LOCAL_STORAGE_PATH: storage}):
+            rotate_project_secret_api_keys(credentials, swap, strategy="overlap",
+                                           notification=hook.block())
+            successor = Secret.load("posthog-psak-canary-swap").get()
+            with credentials.get_client() as posthog:  # rolled behind the jobs' backs
+                key = next(k for k in posthog.iter_project_secret_api_keys()
+                           if k.label == "canary-drift")
+                posthog.roll_project_secret_api_key(key.id)
+            with pytest.raises(RuntimeError):  # drift: the report-only audit fails
+                audit_project_secret_api_keys(credentials, notification=hook.block())
+            audit_project_secret_api_keys(credentials, repair=True, notification=hook.block())
+            emulator.admin("POST", "clock", {"advance": 3 * 3600})
+            httpx.get(f"{emulator.url}/flags/definitions", params={"token": PROJECT_TOKEN},
+                      headers={"Authorization": f"Bearer {successor}"})  # a consumer's use
+            rotate_project_secret_api_keys(credentials, swap, strategy="overlap",
+                                           notification=hook.block())  # retires the old key
+    finally:
+        hook.close()
+    repaired = Secret.load("posthog-psak-canary-drift").get()
+    assert repaired.startswith("phs_") and successor.startswith("phs_")
+    canaries = [ADMIN_KEY, successor, repaired, "phs_CANARY_swap_original_0002",
+                "phs_CANARY_drift_original_0003"]
+    out, err = capfd.readouterr()
+    channels = leak_channels(storage, hook.received, out + err, caplog.text, {
+        "posthog.secret-api-key.rotated", "posthog.secret-api-key.retired",
+        "posthog.secret-api-key.audited", "posthog.secret-api-key.drift-detected"}, since)
+    assert len(hook.received) >= 4  # the start, the drift, its repair, the retirement
+    for where, text in channels.items():
         for canary in canaries:
             assert canary not in text, f"a secret leaked into {where}"

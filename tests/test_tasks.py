@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from prefect import flow
 from pydantic import SecretStr
@@ -178,6 +180,73 @@ def test_project_secret_api_key_errors(credentials, emulator) -> None:
     key = run(t.list_project_secret_api_keys, credentials)[0]
     with pytest.raises(OutcomeUnknownError):
         run(t.roll_project_secret_api_key, credentials, key.id)
+
+
+def test_replace_project_secret_api_key_sets_label_and_scopes(credentials, emulator) -> None:
+    key = run(t.create_project_secret_api_key, credentials, "edge", ["feature_flag:read"])
+    run(t.create_project_secret_api_key, credentials, "taken", ["feature_flag:read"])
+    replaced = run(t.replace_project_secret_api_key, credentials, key.id, "edge-2",
+                   ["feature_flag:read", "endpoint:read"])
+    assert (replaced.label, replaced.scopes) == ("edge-2", ["feature_flag:read",
+                                                           "endpoint:read"])
+    live = run(t.get_project_secret_api_key, credentials, key.id)
+    assert (live.label, live.scopes) == ("edge-2", ["feature_flag:read", "endpoint:read"])
+    # A label another key holds is refused before sending (PostHog would answer 500).
+    with pytest.raises(InvalidInputError) as info:
+        run(t.replace_project_secret_api_key, credentials, key.id, "taken",
+            ["feature_flag:read"])
+    assert info.value.field == "label"
+    assert run(t.get_project_secret_api_key, credentials, key.id).label == "edge-2"
+    assert not [r for r in emulator.read_requests()
+                if r["operation"] == "replace_project_secret_api_key" and r["status"] != 200]
+
+
+def test_check_project_secret_api_key_the_way_consumers_use_keys(credentials, emulator) -> None:
+    key = run(t.create_project_secret_api_key, credentials, "flags", ["feature_flag:read"])
+    assert run(t.check_project_secret_api_key, credentials, key.value) is True
+    # It asks the flags service, as PostHog's SDKs do, with the project's token.
+    [asked] = [r for r in emulator.read_requests() if r["path"] == "/flags/definitions"]
+    assert asked["status"] == 200
+    rolled = run(t.roll_project_secret_api_key, credentials, key.id)
+    assert run(t.check_project_secret_api_key, credentials, key.value) is False
+    assert run(t.check_project_secret_api_key, credentials, rolled.value) is True
+    # Quota-limited: PostHog answers 402 only after the key authenticated.
+    emulator.configure(quota_limited=True)
+    assert run(t.check_project_secret_api_key, credentials, rolled.value) is True
+    assert run(t.check_project_secret_api_key, credentials, key.value) is False
+    emulator.configure(quota_limited=False)
+    # A key without feature_flag:read cannot load definitions: PostHog answers 401.
+    other = run(t.create_project_secret_api_key, credentials, "endpoints", ["endpoint:read"])
+    assert run(t.check_project_secret_api_key, credentials, other.value) is False
+
+
+def test_check_falls_back_to_django_local_evaluation_on_older_posthog(credentials,
+                                                                      emulator) -> None:
+    key = run(t.create_project_secret_api_key, credentials, "flags", ["feature_flag:read"])
+    with credentials.get_client() as posthog:
+        # An older self-hosted PostHog: no flags service route at the host, Django's
+        # local_evaluation still there.
+        posthog.ingestion_host = f"{emulator.url}/no-flags-service"
+        emulator.configure(legacy_local_evaluation=True)
+        assert posthog.check_project_secret_api_key(key.value) is True
+        emulator.configure(quota_limited=True)
+        assert posthog.check_project_secret_api_key(key.value) is True
+        rolled = posthog.roll_project_secret_api_key(key.id)
+        assert posthog.check_project_secret_api_key(key.value) is False
+        assert posthog.check_project_secret_api_key(rolled.value) is True
+    asked = {r["path"] for r in emulator.read_requests()
+             if r["operation"] == "local_evaluation"}
+    assert asked == {"/api/projects/1/feature_flags/local_evaluation/"}
+
+
+def test_server_clock_follows_posthog_not_the_local_clock(credentials, emulator) -> None:
+    from datetime import datetime, timedelta
+
+    emulator.admin("POST", "clock", {"advance": 3 * 3600})
+    with credentials.get_client() as posthog:
+        posthog.list_project_secret_api_keys()
+        ahead = posthog.server_now() - datetime.now(UTC)
+    assert timedelta(hours=3) - timedelta(seconds=5) < ahead < timedelta(hours=3, seconds=5)
 
 
 def test_server_error_after_retries_is_typed(credentials, seeded, emulator) -> None:

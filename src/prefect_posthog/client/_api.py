@@ -15,6 +15,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic import ValidationError as PydanticValidationError
 
 from prefect_posthog.client._base import BaseClient, Call
+from prefect_posthog.client._capture import capture_host_for
 from prefect_posthog.client._errors import (
     InvalidInputError,
     UnexpectedResponseError,
@@ -74,6 +75,8 @@ class APIClient(BaseClient):
 
     Attributes:
         host: PostHog base URL, without a trailing slash.
+        ingestion_host: Where PostHog's capture and flags services answer (Cloud's
+            ``*.i.posthog.com``, else the host unless given).
         project_id: The project (team) id, or ``"@current"``.
         path_style: ``"projects"`` or ``"environments"``.
         limiter: The key's shared limiter (``None`` when limiting is off).
@@ -95,6 +98,7 @@ class APIClient(BaseClient):
         before_request: Callable[[], None] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        ingestion_host: str | None = None,
     ) -> None:
         key = (
             personal_api_key.get_secret_value()
@@ -109,6 +113,7 @@ class APIClient(BaseClient):
         # error text, log line or report can carry one, whatever the server answers.
         self.redactor.add(self._key)
         self.host = host.rstrip("/")
+        self.ingestion_host = (ingestion_host or capture_host_for(self.host)).rstrip("/")
         self.project_id = project_id
         self.path_style = path_style
         self.limiter: RateLimiter | None = (

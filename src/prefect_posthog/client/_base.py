@@ -12,7 +12,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -43,6 +46,8 @@ class Call:
 
     Attributes:
         operation: The client method's name, used in errors and log lines.
+        path: Below the client's base URL, or an absolute URL (another of PostHog's
+            services, e.g. the flags service on the ingestion host).
         idempotent: Whether repeating it can change nothing more.
         gone_on_retry: For a delete that may be repeated after a failure that may have
             applied it: tells, from the repeat's error, that the object is already gone.
@@ -86,6 +91,8 @@ class BaseClient:
         self._http = http
         self._sleep = sleep
         self._before_request = before_request
+        # The last answer's `Date` header and the local time it arrived (parsed on demand).
+        self._server_date: tuple[str, float] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -98,6 +105,23 @@ class BaseClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def server_now(self) -> datetime:
+        """PostHog's clock: the last answer's ``Date`` header plus the time since it arrived.
+
+        Timestamps PostHog writes (``last_used_at``, ``last_rolled_at``) are on its clock,
+        so durations measured against them use this, not the local clock (which may be
+        skewed). Before any answer, or without a readable header, the local clock (UTC).
+        """
+        if self._server_date is not None:
+            header, received = self._server_date
+            try:
+                date = parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                date = None
+            if date is not None and date.tzinfo is not None:
+                return date + timedelta(seconds=time.time() - received)
+        return datetime.now(UTC)
 
     # -- what an answer means (the subclass's part) ----------------------------------------
 
@@ -114,7 +138,8 @@ class BaseClient:
 
     def _send(self, call: Call) -> Any:
         """Send ``call`` under the retry policy and its rate limiter; return its value."""
-        url_path = self._http.base_url.path + call.path.lstrip("/")
+        url_path = (urlsplit(call.path).path if "://" in call.path
+                    else self._http.base_url.path + call.path.lstrip("/"))
         attempt = 0
         applied = False  # whether an earlier attempt may have been applied
         while True:
@@ -157,6 +182,9 @@ class BaseClient:
             if slot is not None and window is not None:
                 window.release(slot)
         status = response.status_code
+        date = response.headers.get("date")
+        if date:
+            self._server_date = (date, time.time())
         logger.debug("%s %s -> %d (attempt %d)", call.method, url_path, status, attempt)
         notice_deprecation(url_path, response.headers)
         if status < 400:

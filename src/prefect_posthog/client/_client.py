@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from prefect_posthog.client._groups import GroupsClient
 from prefect_posthog.client._project_secret_api_keys import ProjectSecretAPIKeysClient
-from prefect_posthog.client._projects import ProjectsClient
 from prefect_posthog.client._sharing import SharingClient
 
 
-class PostHogClient(GroupsClient, SharingClient, ProjectSecretAPIKeysClient, ProjectsClient):
+class PostHogClient(GroupsClient, SharingClient, ProjectSecretAPIKeysClient):
     """Typed client for PostHog's groups, sharing and project secret API key endpoints.
 
     One method per endpoint, named as the task and the emulator handler of that endpoint
@@ -33,6 +32,9 @@ class PostHogClient(GroupsClient, SharingClient, ProjectSecretAPIKeysClient, Pro
             limit's ``rate_limit``), to share a budget across processes.
         transport: Optional httpx transport (tests).
         sleep: Sleep function used between retries (tests pass one that does not wait).
+        ingestion_host: Where PostHog's flags service answers, for the key check: Cloud's
+            ``us.i.posthog.com``/``eu.i.posthog.com``, else the host, unless given (the
+            block's ``capture_host``).
 
     Examples:
         ```python

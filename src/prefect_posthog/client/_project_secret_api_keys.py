@@ -1,5 +1,6 @@
 """Endpoints of PostHog's project secret API keys: ``project_secret_api_keys/``
-(`posthog/api/project_secret_api_key.py`)."""
+(`posthog/api/project_secret_api_key.py`), and the check of a key's value the way its
+consumers use it: the flags service's ``/flags/definitions``."""
 
 from __future__ import annotations
 
@@ -9,13 +10,27 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from prefect_posthog.client._api import APIClient
-from prefect_posthog.client._errors import AuthenticationError, InvalidInputError, NotFoundError
+from prefect_posthog.client._errors import (
+    AuthenticationError,
+    InvalidInputError,
+    NotFoundError,
+    PostHogAPIError,
+)
 from prefect_posthog.client._models import ProjectSecretAPIKey, ProjectSecretAPIKeysPage
+from prefect_posthog.client._projects import ProjectsClient
+
+# `rust/feature-flags/src/api/errors.rs`: the 401 for an unknown project token (`?token=`),
+# as opposed to "Secret API token is invalid." for a dead key.
+_PROJECT_TOKEN_REFUSED = "The provided API key is invalid"
 
 
-class ProjectSecretAPIKeysClient(APIClient):
-    """Project secret API keys (``phs_...``): list, create, change, delete, roll, check."""
+class ProjectSecretAPIKeysClient(ProjectsClient):
+    """Project secret API keys (``phs_...``): list, create, change, delete, roll, check.
+
+    The check needs the project's token, read once per client with `get_project`.
+    """
+
+    _project_token: str | None = None
 
     @staticmethod
     def _key_body(label: str | None, scopes: list[str] | None, *, partial: bool) -> dict:
@@ -132,23 +147,58 @@ class ProjectSecretAPIKeysClient(APIClient):
             "roll_project_secret_api_key")
 
     def check_project_secret_api_key(self, value: SecretStr | str) -> bool:
-        """Whether a ``phs_`` value authenticates now, the way PostHog checks it.
+        """Whether a ``phs_`` value authenticates now, the way its consumers use it.
 
-        Calls feature-flag local evaluation with the value as Bearer token (an action that
-        accepts project secret API keys with ``feature_flag:read``). It does not count
-        against the personal key's budget.
+        Calls ``GET {ingestion host}/flags/definitions?token=<project token>`` with the
+        value as Bearer token: the route PostHog's SDKs poll for local evaluation, served
+        by PostHog's flags service (`rust/feature-flags/src/api/flag_definitions.rs`),
+        which accepts a project secret key holding ``feature_flag:read``. PostHog answers
+        402 ``quota_limited`` only after the key authenticated, so that counts as
+        authenticating. A 404 means an older self-hosted PostHog without that route: then
+        Django's ``feature_flags/local_evaluation`` (removed by PostHog #62229) is asked
+        instead. The project token comes from `get_project` (``project:read``), once per
+        client; the personal key's budget is not spent.
 
         Returns:
-            True on 200, False on 401.
+            True on 200, 304 or 402; False on 401 (a dead key, one without
+            ``feature_flag:read``, or another project's).
+
+        Raises:
+            PostHogAPIError: Any other answer (after the retries), or the flags service
+                refused the project's token.
         """
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         self.redactor.add(raw)
         if not raw or not raw.isascii() or any(c.isspace() for c in raw):
             return False  # not a value PostHog could ever accept; nothing to send
+        if self._project_token is None:
+            self._project_token = self.get_project().api_token or ""
+        try:
+            self._request("check_project_secret_api_key", "GET",
+                          f"{self.ingestion_host}/flags/definitions",
+                          params={"token": self._project_token},
+                          headers={"Authorization": f"Bearer {raw}"}, limited=False)
+        except AuthenticationError as exc:
+            if (exc.detail or "").startswith(_PROJECT_TOKEN_REFUSED):
+                raise
+            return False
+        except NotFoundError:
+            return self._check_on_local_evaluation(raw)
+        except PostHogAPIError as exc:
+            if exc.status_code != 402:
+                raise
+        return True
+
+    def _check_on_local_evaluation(self, raw: str) -> bool:
+        # Older PostHog: Django's action, which took project secret keys with
+        # `feature_flag:read` and answered 402 after authentication when quota-limited.
         try:
             self._request("check_project_secret_api_key", "GET",
                           "feature_flags/local_evaluation/",
                           headers={"Authorization": f"Bearer {raw}"}, limited=False)
         except AuthenticationError:
             return False
+        except PostHogAPIError as exc:
+            if exc.status_code != 402:
+                raise
         return True

@@ -42,9 +42,16 @@ from prefect_posthog.emulator.faults import (
     Faults,
     apply_after,
     apply_before,
+    hold_after,
 )
 from prefect_posthog.emulator.ingestion import Ingestion
-from prefect_posthog.emulator.routing import NoRoute, Route, Router, deprecation_headers
+from prefect_posthog.emulator.routing import (
+    NoRoute,
+    Route,
+    Router,
+    date_header,
+    deprecation_headers,
+)
 from prefect_posthog.emulator.store import PostHogState
 from prefect_posthog.emulator.throttle import Throttles
 
@@ -141,7 +148,7 @@ class EmulatorApp:
                 answer = _answer(self._handle(route, req))
         except ApiError as err:
             answer = (err.status, err.body, err.headers)
-        await send_json(send, *answer)
+        await send_json(send, answer[0], answer[1], {**answer[2], **date_header(self.state)})
 
     async def _serve_logged(self, route: Route, req: Request, send: Any) -> None:
         """Faults first, then the handler; the request log records what happened."""
@@ -159,8 +166,11 @@ class EmulatorApp:
             self._log(entry, f"lost:{answer[0]}")
             await drop(send)  # raises: applied, and the answer never arrives
         self._log(entry, answer[0])
-        await send_json(send, answer[0], answer[1], {**answer[2], **deprecation_headers(req)}
-                        if route.service == "api" else answer[2])
+        await hold_after(self.faults, fault)
+        headers = {**answer[2], **date_header(self.state)}
+        if route.service == "api":
+            headers.update(deprecation_headers(req))
+        await send_json(send, answer[0], answer[1], headers)
 
     async def _run(self, route: Route, req: Request) -> tuple:
         """Admit and handle under the lock; a query holds one of the team's slots (outside
@@ -184,6 +194,7 @@ class EmulatorApp:
             self._log(self._entry(req, None), missing.error.status)
         if missing.params.get("style"):  # an API path that exists for another method
             headers.update(deprecation_headers(req))
+        headers.update(date_header(self.state))
         await send_json(send, missing.error.status, missing.error.body, headers)
 
     # -- the request log ----------------------------------------------------------------------

@@ -37,10 +37,10 @@ PSAK_MAX_PER_TEAM = 50
 API_ENVIRONMENTS_SUNSET_DATE = "2026-07-31"
 
 # Django's feature_flags/local_evaluation was removed by PostHog #62229 (2026-06-08): the
-# flags service's /flags/definitions serves local evaluation. Until the client checks keys
-# on /flags/definitions, the emulator keeps serving the old route by default; set this to
-# False (or POST /_emulator/config {"legacy_local_evaluation": false}) for current PostHog.
-LEGACY_LOCAL_EVALUATION = True
+# flags service's /flags/definitions serves local evaluation. The emulator answers as
+# current PostHog; POST /_emulator/config {"legacy_local_evaluation": true} serves the old
+# route again, as older self-hosted PostHog does.
+LEGACY_LOCAL_EVALUATION = False
 # Both services stamp a key's last_used_at only when it is empty or older than this.
 LAST_USED_DEBOUNCE_SECONDS = 3600
 

@@ -17,7 +17,10 @@ from prefect_posthog.emulator.common import ApiError, std_error
 
 # late: the request is held for late_seconds and then applied; set it above the client's
 # timeout and the client gives up on a write that lands afterwards.
-FAULT_KINDS = ("500", "502", "503", "429", "reset", "slow", "lost_response", "capture", "late")
+# stall: the request is applied (and logged) at once, then its answer is held for
+# stall_seconds: a test can kill the client after a write landed and before it learnt so.
+FAULT_KINDS = ("500", "502", "503", "429", "reset", "slow", "lost_response", "capture", "late",
+               "stall")
 # dropped: accepted by capture, never applied; delayed: applied delay_seconds late.
 INGESTION_FAULT_KINDS = ("dropped", "delayed")
 # PostHog's `ee/clickhouse/views/groups.py` emits an event only from the property writes.
@@ -34,6 +37,8 @@ class FaultPlan:
         seed: Seed of the random draws.
         slow_seconds: How long a ``slow`` request is held before it is served.
         late_seconds: How long a ``late`` request is held before it is applied.
+        stall_seconds: How long the answer to a ``stall`` request (applied at once) is
+            held.
         delay_seconds: How much later a ``delayed`` capture request is applied.
         burst: How many 429s in a row a random ``429`` starts.
         operations: Restrict random faults to these operations (empty: all).
@@ -46,6 +51,7 @@ class FaultPlan:
     seed: int = 0
     slow_seconds: float = 2.0
     late_seconds: float = 3.0
+    stall_seconds: float = 60.0
     delay_seconds: float = 30.0
     burst: int = 3
     operations: tuple[str, ...] = ()
@@ -73,8 +79,8 @@ class FaultPlan:
     def from_spec(cls, spec: dict[str, Any],
                   catalogue: tuple[str, ...] = FAULT_KINDS) -> FaultPlan:
         """A plan from an admin body; 400 naming the problem when it is not one."""
-        names = ("kinds", "rate", "seed", "slow_seconds", "late_seconds", "delay_seconds",
-                 "burst", "operations", "schedule")
+        names = ("kinds", "rate", "seed", "slow_seconds", "late_seconds", "stall_seconds",
+                 "delay_seconds", "burst", "operations", "schedule")
         unknown = sorted(set(spec) - set(names) - {"flush"})
         if unknown:
             raise ApiError(400, {"error": f"unknown fault setting(s) {unknown}; "
@@ -119,6 +125,13 @@ async def apply_before(plan: FaultPlan, fault: str | None) -> None:
                         "Request was throttled. Expected available in 1 second.")
     if fault in ("slow", "late"):
         await asyncio.sleep(plan.slow_seconds if fault == "slow" else plan.late_seconds)
+
+
+async def hold_after(plan: FaultPlan, fault: str | None) -> None:
+    """What a fault does once the request was applied and logged: ``stall`` holds the
+    answer (the client is still waiting when the write has landed)."""
+    if fault == "stall":
+        await asyncio.sleep(plan.stall_seconds)
 
 
 def apply_after(fault: str | None, answer: tuple) -> tuple:

@@ -114,6 +114,13 @@ class Router:
         raise NoRoute(not_found(), "api")
 
 
+def date_header(state: Any) -> dict[str, str]:
+    """The ``Date`` header every answer carries, on the emulated clock (so a client that
+    measures time against PostHog's timestamps sees ``/_emulator/clock`` moves)."""
+    moment = datetime.fromtimestamp(state.now(), UTC)
+    return {"Date": format_datetime(moment, usegmt=True)}
+
+
 def deprecation_headers(req: Request) -> dict[str, str]:
     """`posthog/middleware.py` EnvironmentsRewriteMiddleware serves an /api/environments/
     path that has an /api/projects/ counterpart through it, and says so on every answer,

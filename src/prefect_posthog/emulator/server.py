@@ -84,8 +84,10 @@ class Emulator:
         return self.app.state
 
     def _config(self) -> uvicorn.Config:
+        # The app sends its own Date header, on the emulated clock.
         return uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
-                              access_log=False, lifespan="on", timeout_keep_alive=30)
+                              access_log=False, lifespan="on", timeout_keep_alive=30,
+                              date_header=False)
 
     def start(self) -> Emulator:
         """Serve in a daemon thread and wait until it answers."""
