@@ -17,10 +17,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from prefect_posthog import PostHogCredentials
 from prefect_posthog.emulator import Emulator
-
-# Recognisable canaries: no test may ever find these in logs, results or messages.
-ADMIN_KEY = "phx_CANARY_admin_key_5e1f0c"
-READ_ONLY_KEY = "phx_CANARY_readonly_key_77aa"
+from tests.helpers import ADMIN_KEY, READ_ONLY_KEY
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,6 +3,7 @@ its consumers use it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -18,6 +19,11 @@ from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 
 PROJECT_TOKEN = "phc_emulator_project_token"  # the emulator's project 1
+
+# Recognisable canaries: no test may ever find these in logs, results or messages.
+ADMIN_KEY = "phx_CANARY_admin_key_5e1f0c"
+READ_ONLY_KEY = "phx_CANARY_readonly_key_77aa"
+
 
 
 def flags_status(base_url: str, value: str, token: str = PROJECT_TOKEN) -> int:
@@ -278,3 +284,15 @@ def storage_text(root: Path) -> str:
                 with contextlib.suppress(ValueError):
                     chunks.append(base64.b64decode(blob + b"===").decode("latin1"))
     return "\n".join(chunks)
+
+
+def last_artifact_rows(key: str) -> list[dict]:
+    """The rows of the newest table artifact with this key, as the Prefect API holds them."""
+
+    async def read() -> list[dict]:
+        async with get_client() as client:
+            artifacts = await client.read_latest_artifacts()
+        data = next(a for a in artifacts if a.key == key).data
+        return json.loads(data) if isinstance(data, str) else data
+
+    return asyncio.run(read())

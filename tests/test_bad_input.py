@@ -16,6 +16,7 @@ from prefect_posthog import PostHogCredentials
 from prefect_posthog.client import InvalidInputError, PostHogClient
 from prefect_posthog.flows import GroupPropertyUpdate, bulk_update_group_properties
 from prefect_posthog.tasks import update_project_secret_api_key
+from tests.helpers import last_artifact_rows
 
 
 @pytest.fixture
@@ -155,8 +156,7 @@ def test_planning_that_gives_up_still_reports_every_item(credentials, emulator, 
     tough = credentials.model_copy(update={"max_attempts": 2})
     with pytest.raises(RuntimeError, match="2 of 2 items failed"):
         bulk_update_group_properties(tough, updates=rows)
-    from tests.test_secret_jobs_edges import _last_artifact_rows
-    outcomes = _last_artifact_rows("posthog-bulk-update")
+    outcomes = last_artifact_rows("posthog-bulk-update")
     assert [(o["group_key"], o["status"]) for o in outcomes] == [("acme", "failed"),
                                                                 ("beta", "failed")]
     assert all("could not read the current state" in o["reason"] for o in outcomes)

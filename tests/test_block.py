@@ -12,7 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from prefect_posthog import PostHogCredentials
 from prefect_posthog.client import PostHogClient
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 
 class TestPostHogCredentialsStandards(BlockStandardTestSuite):

@@ -14,7 +14,7 @@ import pytest
 from posthog import Posthog
 
 from prefect_posthog.flows import GroupPropertyUpdate, bulk_capture, bulk_update_group_properties
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 TOKEN = "phc_emulator_project_token"
 

@@ -33,8 +33,7 @@ from prefect_posthog.client import (
     PostHogDeprecationWarning,
     reset_deprecation_warnings,
 )
-from tests.conftest import ADMIN_KEY
-from tests.helpers import HostileProxy
+from tests.helpers import ADMIN_KEY, HostileProxy
 
 KEY = "phx_CANARY_deprecation_key_42"
 SUNSET = "Fri, 31 Jul 2026 00:00:00 GMT"

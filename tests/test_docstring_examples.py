@@ -50,7 +50,7 @@ from prefect_posthog.flows import (
     rotate_project_secret_api_keys,
 )
 from prefect_posthog.flows.follow_rotation import follow_key_rotation
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 DOCUMENTED: list[Any] = [
     *(getattr(posthog_tasks, name) for name in posthog_tasks.__all__),

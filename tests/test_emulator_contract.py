@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from prefect_posthog.emulator import Emulator
-from tests.conftest import ADMIN_KEY, READ_ONLY_KEY
-from tests.helpers import flags_status
+from tests.helpers import ADMIN_KEY, READ_ONLY_KEY, flags_status
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from prefect_posthog.emulator import Emulator
-from tests.conftest import ADMIN_KEY, READ_ONLY_KEY
+from tests.helpers import ADMIN_KEY, READ_ONLY_KEY
 
 TOKEN = "phc_emulator_project_token"  # project 1's capture token
 QUOTA = {"type": "quota_limited", "code": "payment_required",

@@ -19,7 +19,7 @@ import pytest
 
 from prefect_posthog.client import QUERY_MAX_ROWS
 from prefect_posthog.emulator import Emulator
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 TOKEN = "phc_emulator_project_token"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 SLICE = json.loads((Path(__file__).parent / "data" / "openapi-slice.json").read_text())
 schema = (

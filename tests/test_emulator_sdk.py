@@ -18,7 +18,7 @@ import pytest
 from posthog import Posthog
 
 from prefect_posthog.emulator import Emulator
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 TOKEN = "phc_emulator_project_token"
 FLAG = "new-checkout"

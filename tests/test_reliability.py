@@ -29,7 +29,7 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 
 def groups(emulator: Emulator) -> dict[str, dict]:

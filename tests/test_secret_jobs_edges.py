@@ -6,7 +6,6 @@ the stored secrets, not only what the flow reports."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -32,8 +31,14 @@ from prefect_posthog.flows import (
     rotate_project_secret_api_keys,
 )
 from prefect_posthog.flows.reset_passwords import ROLLED_BACK, STORED_WORKS
-from tests.conftest import ADMIN_KEY
-from tests.helpers import HostileProxy, flags_status, prefect_records, storage_text
+from tests.helpers import (
+    ADMIN_KEY,
+    HostileProxy,
+    flags_status,
+    last_artifact_rows,
+    prefect_records,
+    storage_text,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,7 +189,7 @@ def test_failure_after_the_point_of_no_return_keeps_the_stored_password_working(
     with pytest.raises(RuntimeError, match="1 target"):
         reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")],
                                 refresh_link=True, settle_seconds=0)
-    [outcome] = _last_artifact_rows("posthog-password-reset")
+    [outcome] = last_artifact_rows("posthog-password-reset")
     assert outcome["status"] == "failed" and outcome["stored_secret"] == STORED_WORKS
     with credentials.get_client() as posthog:
         live = posthog.get_sharing("insight", 1)
@@ -203,7 +208,7 @@ def test_failure_before_posthog_holds_the_password_is_rolled_back(credentials,
     with pytest.raises(RuntimeError, match="1 target"):
         reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="2")],
                                 settle_seconds=0)
-    [outcome] = _last_artifact_rows("posthog-password-reset")
+    [outcome] = last_artifact_rows("posthog-password-reset")
     assert outcome["stored_secret"] == ROLLED_BACK and outcome["stored_in"] == "-"
     assert Secret.load("posthog-share-insight-2").get() == "previous-password-2"
     with credentials.get_client() as posthog:
@@ -232,22 +237,9 @@ def test_a_block_overwritten_during_the_run_is_not_reported_reset(credentials, e
         reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")],
                                 settle_seconds=0)
     writer.join()
-    [outcome] = _last_artifact_rows("posthog-password-reset")
+    [outcome] = last_artifact_rows("posthog-password-reset")
     assert outcome["status"] == "failed" and "overwritten" in outcome["reason"]
     assert outcome["stored_secret"] == "the stored password is not the working one"
-
-
-def _last_artifact_rows(key: str) -> list[dict]:
-    from prefect.client.orchestration import get_client
-
-    async def read() -> list[dict]:
-        async with get_client() as client:
-            artifact = await client.read_latest_artifacts()
-        found = [a for a in artifact if a.key == key]
-        data = found[0].data
-        return json.loads(data) if isinstance(data, str) else data
-
-    return asyncio.run(read())
 
 
 # -- never act on more than asked --------------------------------------------------------------

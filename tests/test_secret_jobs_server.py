@@ -30,8 +30,7 @@ from prefect_posthog import PostHogCredentials
 from prefect_posthog.deployments.local import PREFECT_YAML, LocalStack
 from prefect_posthog.emulator import Emulator
 from prefect_posthog.flows import KeySelector, ProjectBusyError, rotate_project_secret_api_keys
-from tests.conftest import ADMIN_KEY
-from tests.helpers import authenticates, until
+from tests.helpers import ADMIN_KEY, authenticates, until
 
 pytestmark = pytest.mark.server
 

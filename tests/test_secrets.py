@@ -24,8 +24,7 @@ from prefect_posthog.flows import (
     reset_sharing_passwords,
     rotate_project_secret_api_keys,
 )
-from tests.conftest import ADMIN_KEY
-from tests.helpers import PROJECT_TOKEN, WebhookReceiver, leak_channels
+from tests.helpers import ADMIN_KEY, PROJECT_TOKEN, WebhookReceiver, leak_channels
 
 SHARE_PASSWORD = "pw-CANARY-share-9d2b"
 

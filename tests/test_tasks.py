@@ -20,7 +20,7 @@ from prefect_posthog.client import (
     ServerError,
     ValidationError,
 )
-from tests.conftest import READ_ONLY_KEY
+from tests.helpers import READ_ONLY_KEY
 
 
 def run(task, *args, **kwargs):

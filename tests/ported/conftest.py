@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from prefect_posthog.emulator import Emulator
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 MEMBER_KEY = "phx_member_key_for_ported_tests"
 OWNER_KEY = "phx_owner_key_for_ported_tests"

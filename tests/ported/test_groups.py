@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from prefect_posthog.emulator import Emulator
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 # -- GroupsViewSetTestCase: list, find, create, update and delete property -----------------
 

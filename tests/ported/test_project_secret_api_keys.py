@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 from tests.ported.conftest import MEMBER_KEY, OTHER_ORG_KEY, OWNER_KEY, PROJECT_READ_KEY
 
 
