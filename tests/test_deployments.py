@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +27,11 @@ def stack(tmp_path_factory, s3_server):
     yield local
     started = list(local.processes)
     local.down()
+    # Every process the stack started is gone once it is down (server, emulator, worker).
     assert started and all(p.poll() is not None for p in started)
+    for process in started:
+        with pytest.raises(ProcessLookupError):
+            os.kill(process.pid, 0)
 
 
 def api(stack: LocalStack, method: str, path: str, **kwargs) -> httpx.Response:
@@ -276,17 +280,6 @@ def test_run_deployment_from_another_flow(stack) -> None:
         assert pipeline() == "COMPLETED"
     groups = emulator(stack, "state")["groups"]
     assert groups['[1, 0, "company-00002"]']["group_properties"]["from_pipeline"] is True
-
-
-def test_every_process_is_stopped(tmp_path: Path) -> None:
-    local = LocalStack(tmp_path, port=0, emulator_port=0)
-    local.up()
-    pids = [p.pid for p in local.processes]
-    local.down()
-    import os
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
 
 
 # -- events and triggers ----------------------------------------------------------------------
