@@ -25,7 +25,6 @@ ADMIN_KEY = "phx_CANARY_admin_key_5e1f0c"
 READ_ONLY_KEY = "phx_CANARY_readonly_key_77aa"
 
 
-
 def flags_status(base_url: str, value: str, token: str = PROJECT_TOKEN) -> int:
     """What PostHog's flags service answers a project secret key on the route its SDKs poll
     for local evaluation (``GET /flags/definitions?token=<phc_…>``, the key as Bearer)."""
