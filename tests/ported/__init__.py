@@ -7,8 +7,9 @@ newest is followed and the older behaviour is noted.
 Sources read and ported:
 - ``posthog/api/test/test_project_secret_api_keys.py``, whole file. The stored copy is an
   older version (10-key cap, ``endpoint:read`` the only allowed scope, bare-list responses,
-  partial PUT); SPEC §3 describes the newest (50 keys, ``feature_flag:read`` allowed,
-  paginated list, PUT needs label and scopes), which these tests follow.
+  partial PUT); current PostHog (``posthog/api/project_secret_api_key.py``: 50 keys,
+  ``feature_flag:read`` allowed, paginated list, PUT needs label and scopes) is what these
+  tests follow.
 - ``posthog/api/test/test_sharing.py``, whole file (118,165 characters). Ported: the API
   tests (``TestSharing``, ``TestSharingConfigurationSerializerValidation``: config reads,
   re-enabling, legacy tokens, refresh and grace, duplicate configs, settings, public

@@ -1,4 +1,4 @@
-"""Ported from ``posthog/api/test/test_project_secret_api_keys.py`` (newest behaviour, SPEC §3)."""
+"""Ported from ``posthog/api/test/test_project_secret_api_keys.py`` (current behaviour)."""
 
 from __future__ import annotations
 
