@@ -1,4 +1,4 @@
-"""Contract tests: the emulator answers as SPEC.md says PostHog does, over raw HTTP."""
+"""Contract tests: the emulator answers as PostHog's server code does, over raw HTTP."""
 
 from __future__ import annotations
 
@@ -418,7 +418,7 @@ def test_state_file_round_trip(tmp_path) -> None:
         assert r.status_code == 200
 
 
-# -- more of SPEC, one statement each -------------------------------------------------------------
+# -- more of PostHog's behaviour, one statement each ------------------------------------------
 
 def test_key_in_body_and_form_encoded_bodies(api, emulator, acme) -> None:
     r = httpx.post(f"{emulator.url}/api/projects/1/groups/update_property/",
@@ -488,4 +488,4 @@ def test_psak_rename_to_existing_label_is_a_500(api) -> None:
     api("POST", "project_secret_api_keys/", json={"label": "a", **body})
     key = api("POST", "project_secret_api_keys/", json={"label": "b", **body}).json()
     r = api("PATCH", f"project_secret_api_keys/{key['id']}/", json={"label": "a"})
-    assert r.status_code == 500 and r.json()["type"] == "server_error"  # SPEC §3.4
+    assert r.status_code == 500 and r.json()["type"] == "server_error"  # PostHog answers 500 here

@@ -1,6 +1,6 @@
 """Property-based requests (schemathesis) from PostHog's published OpenAPI slice.
 
-Only the operations SPEC.md does not mark as wrongly documented (§5) are generated; the
+Only the operations PostHog's published schema documents correctly are generated; the
 emulator must never answer them with a server error. ``tests/data/openapi-slice.json`` is
 a copy of ``shared/posthog-api/openapi-slice.json``.
 """
@@ -20,7 +20,7 @@ from tests.helpers import ADMIN_KEY
 SLICE = json.loads((Path(__file__).parent / "data" / "openapi-slice.json").read_text())
 schema = (
     schemathesis.openapi.from_dict(SLICE)
-    # SPEC §5: documented bodies/params wrong, or (password DELETE with a non-numeric id)
+    # PostHog's published schema has these bodies/params wrong, or (password DELETE with a non-numeric id)
     # a server error is what PostHog itself gives.
     .exclude(path_regex=r"/sharing/(passwords|refresh)/")
     .exclude(path_regex=r"/groups/(update_property|delete_property|activity|property_values)/")

@@ -130,7 +130,8 @@ def test_roll_key(api, emulator) -> None:
 
 
 def test_numeric_label_is_stored_as_text_and_counts_toward_the_cap(api) -> None:
-    # SPEC §3.2: label is a DRF CharField (issue #13).
+    # PostHog's serializer (posthog/api/project_secret_api_key.py) makes label a DRF
+    # CharField (issue #13).
     response = api("POST", keys_path(), json={"label": 7, "scopes": ["endpoint:read"]})
     assert response.status_code == 201 and response.json()["label"] == "7"
     assert api("POST", keys_path(), json={"label": True, "scopes": ["endpoint:read"]}
