@@ -20,8 +20,8 @@ from tests.helpers import ADMIN_KEY
 SLICE = json.loads((Path(__file__).parent / "data" / "openapi-slice.json").read_text())
 schema = (
     schemathesis.openapi.from_dict(SLICE)
-    # PostHog's published schema has these bodies/params wrong, or (password DELETE with a non-numeric id)
-    # a server error is what PostHog itself gives.
+    # PostHog's published schema has these bodies/params wrong, or (password DELETE with a
+    # non-numeric id) a server error is what PostHog itself gives.
     .exclude(path_regex=r"/sharing/(passwords|refresh)/")
     .exclude(path_regex=r"/groups/(update_property|delete_property|activity|property_values)/")
 )

@@ -96,7 +96,8 @@ def test_read_does_not_enable_sharing_from_stale_legacy_is_shared(api, emulator)
 
 
 def test_legacy_token_dashboard_patch_returns_the_live_link(api, emulator, objects) -> None:
-    # posthog/api/sharing.py (issue #13): the token a PATCH hands out is never replaced by the legacy one.
+    # posthog/api/sharing.py (issue #13): the token a PATCH hands out is never replaced by
+    # the legacy one.
     token = api("PATCH", "dashboards/2/sharing", json={"enabled": True}).json()["access_token"]
     assert token != "legacy_token"
     assert api("GET", "dashboards/2/sharing").json()["access_token"] == token
@@ -126,7 +127,8 @@ def test_refresh_token_grace_period(api, emulator, objects) -> None:
 
 
 def test_public_sharing_disallowed_hides_every_share(api, emulator, objects) -> None:
-    # posthog/api/sharing.py (issue #13): once the organization disallows public sharing, 404 everywhere.
+    # posthog/api/sharing.py (issue #13): once the organization disallows public sharing,
+    # 404 everywhere.
     token = api("PATCH", "insights/1/sharing", json={"enabled": True}).json()["access_token"]
     assert viewer(emulator, token) == 200
     emulator.configure(public_sharing_allowed=False)
