@@ -108,13 +108,3 @@ def s3(s3_server: LoopbackS3, monkeypatch: pytest.MonkeyPatch) -> LoopbackS3:
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
     return s3_server
-
-
-# With pytest-xdist (`--dist loadfile`, as CI runs) modules are handed to workers in
-# collection order: the modules that start real Prefect servers and processes go first, so
-# the longest ones never start last and become the run's tail.
-_SLOW_MODULES = ("test_deployments.py", "test_secret_jobs_server.py", "test_packaging.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name not in _SLOW_MODULES)  # stable: order kept
