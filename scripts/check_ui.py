@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from browser_check import Result, find_chromium, launch, record
@@ -40,19 +41,29 @@ class Page:
     pickers: dict[str, str] = field(default_factory=dict)  # field -> block name shown
 
 
+def _api(stack: LocalStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """Call the Prefect API, repeating 5xx answers as Prefect's own client does: on two
+    loaded cores its SQLite-backed server now and then answers 503 (database locked)."""
+    for _ in range(5):
+        response = httpx.request(method, f"{stack.api_url}{path}", timeout=30, **kwargs)
+        if response.status_code < 500:
+            break
+        time.sleep(2)
+    response.raise_for_status()
+    return response
+
+
 def _deployment_ids(stack: LocalStack) -> dict[str, str]:
-    found = httpx.post(f"{stack.api_url}/deployments/filter", json={}, timeout=30).json()
+    found = _api(stack, "POST", "/deployments/filter", json={}).json()
     return {d["name"]: d["id"] for d in found}
 
 
 def _run(stack: LocalStack, deployment_id: str, parameters: dict, timeout: float = 180) -> str:
-    run = httpx.post(f"{stack.api_url}/deployments/{deployment_id}/create_flow_run",
-                     json={"parameters": parameters}, timeout=30)
-    run.raise_for_status()
+    run = _api(stack, "POST", f"/deployments/{deployment_id}/create_flow_run",
+               json={"parameters": parameters})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = httpx.get(f"{stack.api_url}/flow_runs/{run.json()['id']}", timeout=30
-                          ).json()["state"]["type"]
+        state = _api(stack, "GET", f"/flow_runs/{run.json()['id']}").json()["state"]["type"]
         if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return state
         time.sleep(0.5)
@@ -75,8 +86,8 @@ def produce_reports(stack: LocalStack, ids: dict[str, str]) -> list[str]:
 
 def artifact_ids(stack: LocalStack, keys: list[str]) -> dict[str, str]:
     """The newest artifact of each key (the key's own page is only a timeline)."""
-    found = httpx.post(f"{stack.api_url}/artifacts/latest/filter", json={
-        "artifacts": {"key": {"any_": keys}}}, timeout=30).json()
+    found = _api(stack, "POST", "/artifacts/latest/filter",
+                 json={"artifacts": {"key": {"any_": keys}}}).json()
     return {a["key"]: a["latest_id"] for a in found}
 
 
