@@ -14,7 +14,7 @@ import pytest
 from posthog import Posthog
 
 from prefect_posthog.flows import GroupPropertyUpdate, bulk_capture, bulk_update_group_properties
-from tests.helpers import ADMIN_KEY
+from tests.helpers import ADMIN_KEY, until
 
 TOKEN = "phc_emulator_project_token"
 
@@ -196,7 +196,9 @@ def test_resume_after_a_crash_mid_verification(credentials, emulator, companies,
         bulk_update_group_properties(credentials, updates=rows(100), write_path="capture")
     monkeypatch.undo()
     sent_before = ingestion(emulator)["events"]
-    time.sleep(0.6)  # the events sent before the crash are ingested meanwhile
+    # The events sent before the crash are ingested meanwhile (every row's values in place).
+    assert until(lambda: all(groups(emulator)[f"c{i:03d}"]["plan"] == "pro"
+                             for i in range(100)), seconds=60)
     report = bulk_update_group_properties(credentials, updates=rows(100), write_path="capture")
     assert (report.unchanged, report.applied, report.events) == (100, 0, 0)
     assert ingestion(emulator)["events"] == sent_before  # nothing sent twice

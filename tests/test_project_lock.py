@@ -5,6 +5,7 @@ same across processes on a real Prefect server is in tests/test_secret_jobs_serv
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from prefect import flow
@@ -27,21 +28,39 @@ def applied(emulator, operation: str) -> list[dict]:
     return [r for r in emulator.read_requests() if r["operation"] == operation]
 
 
+class Holder:
+    """A rotation of project 1 that holds the project until the test releases it: its
+    `store` callback (called inside the lock, once the roll landed) waits for `release`."""
+
+    def __init__(self, credentials) -> None:
+        self.inside, self.release = threading.Event(), threading.Event()
+        self.vault: dict[str, str] = {}
+        rotation = rotate_project_secret_api_keys.with_options(flow_run_name="the-holder")
+        self.thread = threading.Thread(target=lambda: rotation(
+            credentials, KeySelector(labels=["a"]), settle_seconds=0, store=self.store),
+            daemon=True)
+
+    def store(self, key, value) -> str:
+        self.vault[key.label] = value.get_secret_value()
+        self.inside.set()
+        assert self.release.wait(timeout=300), "the test never released the holder"
+        return "test vault"
+
+    def finish(self) -> None:
+        self.release.set()
+        self.thread.join(timeout=120)
+        assert not self.thread.is_alive()
+
+
 @pytest.fixture
 def held(credentials, emulator):
-    """A rotation of project 1 holding the project: its roll landed, its answer held 4 s
-    (the client waits 5)."""
     emulator.seed({"project_secret_api_keys": [{"label": "a"}, {"label": "b"}],
                    "insights": [{"id": 1}]})
-    emulator.set_faults(stall_seconds=4, schedule=[{"operation": "roll_project_secret_api_key",
-                                                    "fault": "stall"}])
-    holder = rotate_project_secret_api_keys.with_options(flow_run_name="the-holder")
-    thread = threading.Thread(target=lambda: holder(credentials, KeySelector(labels=["a"]),
-                                                    settle_seconds=0), daemon=True)
-    thread.start()
-    assert until(lambda: applied(emulator, "roll_project_secret_api_key"))
-    yield thread
-    thread.join(timeout=120)
+    holder = Holder(credentials)
+    holder.thread.start()
+    assert holder.inside.wait(timeout=120)
+    yield holder
+    holder.finish()
 
 
 def test_a_second_run_fails_naming_the_holder_and_writes_nothing(credentials, emulator,
@@ -66,12 +85,26 @@ def test_a_second_run_started_as_a_subflow_waits_for_the_holder(credentials, emu
                                                 settle_seconds=0, lock_timeout_seconds=300)
         return report.outcomes[0].status
 
+    def release_once_the_pipeline_waits() -> None:
+        # The pipeline reads its project just before it asks for the lock.
+        until(lambda: len(applied(emulator, "get_project")) >= 2)
+        time.sleep(2)
+        released_at.append(max(r["seq"] for r in emulator.read_requests()))
+        held.release.set()
+
+    released_at: list[int] = []
+    releaser = threading.Thread(target=release_once_the_pipeline_waits, daemon=True)
+    releaser.start()
     assert pipeline() == "rotated"
-    held.join(timeout=120)
+    held.finish()
     log = emulator.read_requests()
     rolls = [r["seq"] for r in log if r["operation"] == "roll_project_secret_api_key"]
-    holders_last_check = min(r["seq"] for r in log if r["path"] == "/flags/definitions")
-    assert len(rolls) == 2 and rolls[1] > holders_last_check  # after the holder, never during
+    # The pipeline works on key b; the holder's last request inside the lock reads key a.
+    key_a = next(k["id"] for k in emulator.read_state()["project_secret_api_keys"].values()
+                 if k["label"] == "a")
+    holders_last = max(r["seq"] for r in log if key_a in r["path"])
+    assert len(rolls) == 2 and rolls[1] > holders_last  # after the holder, never during
+    assert rolls[1] > released_at[0]  # and it waited: nothing of its own before the release
 
 
 def test_the_lock_limit_is_created_once_and_repaired(credentials) -> None:

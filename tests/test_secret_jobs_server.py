@@ -217,9 +217,11 @@ def test_two_rotations_started_together_never_interleave(stack, killed) -> None:
     try:
         scenario.seed_stored(**{label: {"created_days_ago": 40}
                                 for label in ("a-1", "a-2", "b-1", "b-2")})
-        # Every roll's answer is held 3 s: each run holds the project for at least 6 s.
-        scenario.emulator.set_faults(stall_seconds=3, schedule=[
-            {"operation": "roll_project_secret_api_key", "fault": "stall", "count": 4}])
+        # The first two rolls' answers are held 6 s: the run that got the project first
+        # holds it at least 12 s, ample for the third run below to find it held even on a
+        # loaded machine (a lock would let the other run roll in between).
+        scenario.emulator.set_faults(stall_seconds=6, schedule=[
+            {"operation": "roll_project_secret_api_key", "fault": "stall", "count": 2}])
         ids = {label: key["id"] for label, key in scenario.live_keys().items()}
         first = scenario.start("first", scenario.parameters(
             {"selector": {"label_pattern": "a-*"}}, settle_seconds=0))
