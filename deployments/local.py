@@ -82,7 +82,7 @@ class LocalStack:
             raise RuntimeError(f"`prefect {' '.join(args)}` failed:\n"
                                f"{(result.stdout + result.stderr)[-2000:]}")
 
-    def _wait(self, url: str, what: str, timeout: float = 120) -> None:
+    def _wait(self, url: str, what: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -58,7 +58,7 @@ def _deployment_ids(stack: LocalStack) -> dict[str, str]:
     return {d["name"]: d["id"] for d in found}
 
 
-def _run(stack: LocalStack, deployment_id: str, parameters: dict, timeout: float = 180) -> str:
+def _run(stack: LocalStack, deployment_id: str, parameters: dict, timeout: float = 300) -> str:
     run = _api(stack, "POST", f"/deployments/{deployment_id}/create_flow_run",
                json={"parameters": parameters})
     deadline = time.monotonic() + timeout
@@ -133,7 +133,7 @@ def _picker_problems(text: str, page: Page) -> list[str]:
 
 
 def check_pages(ui_url: str, chromium: str, out: Path, ids: dict[str, str],
-                wait_ms: int = 15_000) -> list[Result]:
+                wait_ms: int = 60_000) -> list[Result]:
     from playwright.sync_api import sync_playwright
 
     results = []
