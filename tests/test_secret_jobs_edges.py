@@ -220,9 +220,11 @@ def test_a_block_overwritten_during_the_run_is_not_reported_reset(credentials, e
                                                                   protected) -> None:
     import threading
 
-    # The old password's removal is applied, then its answer held for 4 s (the client waits
-    # 5); the moment the emulator has applied it, someone else writes the block.
-    emulator.set_faults(stall_seconds=4, schedule=[{"operation": "delete_sharing_password",
+    # The old password's removal is applied, then its answer held for 8 s (this client
+    # waits 20): the moment the emulator has applied it, someone else writes the block,
+    # with time to spare on a loaded machine.
+    patient = credentials.model_copy(update={"timeout_seconds": 20})
+    emulator.set_faults(stall_seconds=8, schedule=[{"operation": "delete_sharing_password",
                                                     "fault": "stall"}])
 
     def other_writer() -> None:
@@ -234,7 +236,7 @@ def test_a_block_overwritten_during_the_run_is_not_reported_reset(credentials, e
     writer = threading.Thread(target=other_writer, daemon=True)
     writer.start()
     with pytest.raises(RuntimeError, match="1 target"):
-        reset_sharing_passwords(credentials, [SharingTarget(resource="insight", id="1")],
+        reset_sharing_passwords(patient, [SharingTarget(resource="insight", id="1")],
                                 settle_seconds=0)
     writer.join()
     [outcome] = last_artifact_rows("posthog-password-reset")
