@@ -91,7 +91,8 @@ def test_reads_split_at_input_keys_at_most_3_at_a_time_with_no_wasted_call(
     n, page = 2400, 1000
     emulator.seed({"generate_groups": {"group_type_index": 0, "count": n + 100,
                                        "key_format": "k{i:06d}"}})
-    emulator.configure(query_seconds=0.3)
+    # Each query runs 2 s, so the three overlap however slowly the readers start.
+    emulator.configure(query_seconds=2.0)
     with BulkStore.temporary() as store:
         for i in range(n):
             store.add(i + 1, GroupPropertyUpdate(group_type_index=0, group_key=f"k{i:06d}"))
@@ -113,8 +114,9 @@ def test_reads_split_at_input_keys_at_most_3_at_a_time_with_no_wasted_call(
 
 def test_a_throttled_query_waits_and_is_retried(credentials, emulator) -> None:
     # Four readers, three slots: the fourth waits (0.2 s here, 30 s on PostHog), gets 429
-    # `throttled` without Retry-After, and the client retries it with backoff.
-    emulator.configure(query_seconds=0.5, query_queue_seconds=0.2)
+    # `throttled` without Retry-After, and the client retries it with backoff. Queries run
+    # 2 s, so all four are in flight together however slowly the readers start.
+    emulator.configure(query_seconds=2.0, query_queue_seconds=0.2)
     emulator.seed({"groups": [{"group_type_index": 0, "group_key": f"c{i:02d}"}
                               for i in range(40)]})
     parts = [KeyRange(0, None if i == 0 else f"c{i * 10 - 1:02d}", "c00" if i == 0 else None,

@@ -56,8 +56,9 @@ def test_posthog_python_sdk_group_identify_lands(emulator) -> None:
     sdk.group_identify("workspace", "ws-1", {"region": "eu"})  # a new type, created on use
     sdk.flush()
     sdk.shutdown()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and "sdk-co" not in groups(emulator):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not {"sdk-co", "ws-1"} <= (
+            set(groups(emulator)) | set(groups(emulator, 2))):
         time.sleep(0.1)
     assert groups(emulator)["sdk-co"] == {"plan": "pro", "seats": 3}
     types = httpx.get(f"{emulator.url}/api/projects/1/groups_types/",

@@ -182,7 +182,7 @@ def run_log_messages(flow_run_id: Any, needle: str) -> list[str]:
     APILogHandler().flush()
     found: list[str] = []
     with get_client(sync_client=True) as prefect:
-        for _ in range(50):
+        for _ in range(300):  # up to a minute
             logs = prefect.read_logs(log_filter=LogFilter(
                 flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
             found = [log.message for log in logs if needle in log.message]

@@ -64,7 +64,7 @@ _EXAMPLE_SECTION = re.compile(r"^Examples?:\s*$", re.M)
 _PYTHON_BLOCK = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```",
                            re.M | re.S)
 # Task runs reach the API through Prefect's event pipeline, a moment after the flow ends.
-_TASK_RUN_WAIT_SECONDS = 30.0
+_TASK_RUN_WAIT_SECONDS = 120.0
 
 
 def name_of(obj: Any) -> str:

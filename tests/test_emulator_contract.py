@@ -418,6 +418,19 @@ def test_state_file_round_trip(tmp_path) -> None:
         assert r.status_code == 200
 
 
+def test_reset_restores_the_starting_rate_limit_and_ingestion_lag() -> None:
+    with Emulator(personal_api_keys={"phx_r": None}, rate_limit="2/min",
+                  ingestion_lag=0.5) as posthog:
+        posthog.configure(rate_limit="", ingestion_lag=9)
+        posthog.reset()
+        assert posthog.admin("GET", "ingestion")["lag"] == 0.5
+        posthog.seed({"personal_api_keys": [{"value": "phx_r"}]})
+        statuses = [httpx.get(f"{posthog.url}/api/projects/1/groups_types/",
+                              headers={"Authorization": "Bearer phx_r"}).status_code
+                    for _ in range(3)]
+        assert statuses == [200, 200, 429]  # the 2/min it started with, not the test's ""
+
+
 # -- more of PostHog's behaviour, one statement each ------------------------------------------
 
 def test_key_in_body_and_form_encoded_bodies(api, emulator, acme) -> None:

@@ -47,7 +47,7 @@ def enabled(sdk: Posthog) -> bool | None:
                                 send_feature_flag_events=False)
 
 
-def until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+def until(condition: Callable[[], bool], seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():

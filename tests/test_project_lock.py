@@ -34,14 +34,12 @@ class Holder:
 
     def __init__(self, credentials) -> None:
         self.inside, self.release = threading.Event(), threading.Event()
-        self.vault: dict[str, str] = {}
         rotation = rotate_project_secret_api_keys.with_options(flow_run_name="the-holder")
         self.thread = threading.Thread(target=lambda: rotation(
             credentials, KeySelector(labels=["a"]), settle_seconds=0, store=self.store),
             daemon=True)
 
     def store(self, key, value) -> str:
-        self.vault[key.label] = value.get_secret_value()
         self.inside.set()
         assert self.release.wait(timeout=300), "the test never released the holder"
         return "test vault"

@@ -228,11 +228,12 @@ def test_two_flows_share_one_key_budget(emulator, tmp_path: Path) -> None:
     async def create_limit() -> None:
         async with get_client() as client:
             await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
-                name="posthog-key-budget", limit=6, slot_decay_per_second=6.0))
+                name="posthog-key-budget", limit=4, slot_decay_per_second=4.0))
 
     asyncio.run(create_limit())
     # PostHog's window scaled down: 40 per 5 s for the key. Each process alone believes it
-    # may use all of it; only the shared global limit (6/s < 8/s) keeps them under it.
+    # may use all of it; only the shared global limit (4/s, half of 8/s, a margin for
+    # requests that bunch up on a loaded machine) keeps them under it.
     emulator.configure(rate_limit="40/5s")
     emulator.seed({"groups": [{"group_type_index": 0, "group_key": f"s{i:03d}"}
                               for i in range(80)]})

@@ -106,20 +106,24 @@ def test_reset_refuses_shared_names_repeats_and_empty_targets(credentials, emula
 
 @pytest.fixture
 def impatient(credentials):
-    """Credentials whose client gives up after one second."""
-    return credentials.model_copy(update={"timeout_seconds": 1.0})
+    """Credentials whose client gives up after two seconds.
+
+    The late-landing tests below time their faults against it and a 4 s settle: the late
+    write lands between the client's reconciliation (~6 s) and its final check (>= 10 s),
+    with 2 s to spare either side on a loaded machine."""
+    return credentials.model_copy(update={"timeout_seconds": 2.0})
 
 
 def test_late_landing_roll_is_converged_until_the_stored_value_is_live(impatient,
                                                                        emulator) -> None:
     emulator.seed({"project_secret_api_keys": [{"label": "svc"}]})
-    # The first roll is applied 2.5 s after it arrives: the client has given up at 1 s,
-    # reconciles after the 1 s settle and rolls again at ~2 s; then the late roll lands and
+    # The first roll is applied 8 s after it arrives: the client has given up at 2 s,
+    # reconciles after the 4 s settle and rolls again at ~6 s; then the late roll lands and
     # kills the value just stored. Only the final check can see it.
-    emulator.set_faults(late_seconds=2.5, schedule=[{"operation": "roll_project_secret_api_key",
-                                                     "fault": "late"}])
+    emulator.set_faults(late_seconds=8, schedule=[{"operation": "roll_project_secret_api_key",
+                                                   "fault": "late"}])
     report = rotate_project_secret_api_keys(impatient, KeySelector(labels=["svc"]),
-                                            settle_seconds=1.0)
+                                            settle_seconds=4.0)
     [outcome] = report.outcomes
     assert outcome.status == "rotated" and outcome.reconciled
     assert len(applied(emulator, "roll_project_secret_api_key")) == 3  # late, again, converge
@@ -132,10 +136,11 @@ def test_late_landing_roll_is_converged_until_the_stored_value_is_live(impatient
 
 def test_late_landing_roll_waited_out_needs_no_extra_roll(impatient, emulator) -> None:
     emulator.seed({"project_secret_api_keys": [{"label": "svc"}]})
-    emulator.set_faults(late_seconds=1.5, schedule=[{"operation": "roll_project_secret_api_key",
-                                                     "fault": "late"}])
+    # It lands at 3 s, well inside the 4 s settle after the client gave up at 2 s.
+    emulator.set_faults(late_seconds=3, schedule=[{"operation": "roll_project_secret_api_key",
+                                                   "fault": "late"}])
     report = rotate_project_secret_api_keys(impatient, KeySelector(labels=["svc"]),
-                                            settle_seconds=1.5)
+                                            settle_seconds=4.0)
     assert report.outcomes[0].status == "rotated"
     assert len(applied(emulator, "roll_project_secret_api_key")) == 2
     assert authenticates(emulator, Secret.load("posthog-psak-svc").get())
@@ -150,10 +155,10 @@ def protected(emulator):
 
 def test_late_landing_password_create_leaves_one_active_password(impatient, emulator,
                                                                  protected) -> None:
-    emulator.set_faults(late_seconds=2.5, schedule=[{"operation": "create_sharing_password",
-                                                     "fault": "late"}])
+    emulator.set_faults(late_seconds=8, schedule=[{"operation": "create_sharing_password",
+                                                   "fault": "late"}])
     report = reset_sharing_passwords(impatient, [SharingTarget(resource="insight", id="1")],
-                                     settle_seconds=1.0)
+                                     settle_seconds=4.0)
     [outcome] = report.targets
     assert outcome.status == "reset" and outcome.reconciled
     assert len(applied(emulator, "create_sharing_password")) == 2  # the late one landed too
@@ -167,10 +172,10 @@ def test_late_landing_password_create_leaves_one_active_password(impatient, emul
 
 def test_late_landing_link_refresh_reports_the_live_link(impatient, emulator,
                                                          protected) -> None:
-    emulator.set_faults(late_seconds=2.5, schedule=[{"operation": "refresh_sharing",
-                                                     "fault": "late"}])
+    emulator.set_faults(late_seconds=8, schedule=[{"operation": "refresh_sharing",
+                                                   "fault": "late"}])
     report = reset_sharing_passwords(impatient, [SharingTarget(resource="insight", id="1")],
-                                     refresh_link=True, settle_seconds=1.0)
+                                     refresh_link=True, settle_seconds=4.0)
     [outcome] = report.targets
     assert outcome.status == "reset" and outcome.link_refreshed
     assert len(applied(emulator, "refresh_sharing")) == 2

@@ -217,10 +217,10 @@ def test_two_rotations_started_together_never_interleave(stack, killed) -> None:
     try:
         scenario.seed_stored(**{label: {"created_days_ago": 40}
                                 for label in ("a-1", "a-2", "b-1", "b-2")})
-        # The first two rolls' answers are held 6 s: the run that got the project first
-        # holds it at least 12 s, ample for the third run below to find it held even on a
-        # loaded machine (a lock would let the other run roll in between).
-        scenario.emulator.set_faults(stall_seconds=6, schedule=[
+        # The first two rolls' answers are held 10 s: the run that got the project first
+        # holds it at least 20 s, ample for the third run below to find it held even on a
+        # loaded machine (without the lock, the other run would roll in between).
+        scenario.emulator.set_faults(stall_seconds=10, schedule=[
             {"operation": "roll_project_secret_api_key", "fault": "stall", "count": 2}])
         ids = {label: key["id"] for label, key in scenario.live_keys().items()}
         first = scenario.start("first", scenario.parameters(

@@ -70,8 +70,10 @@ def seed(app: EmulatorApp, req: Request) -> tuple[int, Any]:
 
 def reset(app: EmulatorApp, req: Request) -> tuple[int, Any]:
     app.state.reset(dataclasses.replace(app.initial_config))
-    app.throttles.clear()
-    app.ingestion = Ingestion(app.state, lag=app.ingestion.lag)
+    # The rate limit and ingestion lag a test configured go too: the next test starts
+    # from the emulator's own, whichever test ran before it.
+    app.throttles = Throttles(app.initial_rate_limit)
+    app.ingestion = Ingestion(app.state, lag=app.initial_ingestion_lag)
     app.faults = FaultPlan()
     app.requests.clear()
     app.query_slots.peak = app.query_slots.throttled = 0

@@ -87,6 +87,7 @@ class EmulatorApp:
         self.state = state or PostHogState()
         # reset goes back to the switches the emulator started with
         self.initial_config = dataclasses.replace(self.state.config)
+        self.initial_rate_limit, self.initial_ingestion_lag = rate_limit, ingestion_lag
         self.throttles = Throttles(rate_limit)
         self.ingestion = Ingestion(self.state, lag=ingestion_lag)
         self.faults = faults or FaultPlan()
